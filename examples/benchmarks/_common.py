@@ -1,0 +1,50 @@
+"""Helpers shared by the benchmark scripts: the CIFAR-10 JPEG archive of ../shared and RESULTS.md records."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-train-jpg.tar.gz"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def extract_cifar10(dest: str | None = None) -> Path:
+    """Extract the CIFAR-10 training JPEGs to a temporary folder (never into the repository); returns ``.../train``."""
+    if not ARCHIVE.is_file():
+        sys.exit(f"missing {ARCHIVE}: the benchmark needs the shared CIFAR-10 archive")
+    target = Path(dest or tempfile.mkdtemp(prefix="ssltk-cifar10-"))
+    if not (target / "train").is_dir():
+        with tarfile.open(ARCHIVE) as tar:
+            tar.extractall(target)
+    return target / "train"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU only, {os.cpu_count()} cores"
+    return f"{platform.node() or 'host'} ({cpu}, {dev}), torch {torch.__version__}"
+
+
+def record(title: str, command: str, lines: list[str]) -> None:
+    """Append a dated section with the command and the measured lines to RESULTS.md."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rev = "?"
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = [f"\n## {title}", "", f"- date: {stamp}", f"- machine: {machine()}", f"- commit: {rev or '?'}",
+            f"- command: `{command}`", ""] + [f"    {line}" for line in lines] + [""]
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nEvery section below is written by the script it names; "
+                           "numbers are never edited by hand.\n")
+    with open(RESULTS, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(body))

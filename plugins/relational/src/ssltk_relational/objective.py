@@ -1,0 +1,111 @@
+"""The relational objective (paper 002, section 3 and eq. 1; paper 000, Algorithm 1 and appendix D)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ssltk import FitContext, Objective, ObjectiveOutput, ViewBatch
+from ssltk.errors import SsltkError
+from ssltk.heads import MLPHead, RelationHead
+
+from .loss import focal_bce_with_logits
+from .pairs import AGGREGATIONS, aggregate, relation_pairs, same_class_partners
+
+HEADS = ("relation", "dot", "encoder_dot")
+
+
+class RelationalObjective(Objective):
+    """Self-supervised relational reasoning.
+
+    K augmented views of a mini-batch go through the backbone; positives (two views of the same image) and negatives
+    (views of different images, shuffled without collisions) are aggregated and scored by the relation module
+    r_phi, trained with the focal BCE of eq. 7-8. Defaults are the paper's: K=32, concatenation, 256 hidden units,
+    gamma=2 (section 4, "Implementation").
+
+    Args:
+        in_dim: backbone feature size (set by the engine).
+        k: number of augmented views K per image.
+        aggregation: ``cat`` (default), ``sum``, ``mean`` or ``max`` (eq. 5; appendix B.8).
+        head: ``relation`` (the relation module), or the ablations of appendix B.8: ``dot`` (dot product of the
+            backbone features as the logit) and ``encoder_dot`` (an MLP encoder, then the dot product).
+        gamma: focal factor of eq. 8 (0 gives half the plain BCE).
+        hidden_dim: hidden units of the relation module (and of the ablation encoder).
+        encoder_dim: output size of the ``encoder_dot`` encoder.
+        label_fraction: semi-supervised option (appendix A.7). A fixed, seeded fraction of the training images keeps
+            its label, and positives of those images pair them with a different image of the same class in the
+            mini-batch. 0 is fully self-supervised.
+    """
+
+    def __init__(self, in_dim: int, k: int = 32, aggregation: str = "cat", head: str = "relation",
+                 gamma: float = 2.0, hidden_dim: int = 256, encoder_dim: int = 64, label_fraction: float = 0.0):
+        super().__init__(in_dim)
+        if k < 2:
+            raise SsltkError(f"relational needs k >= 2 views, got {k}")
+        if aggregation not in AGGREGATIONS:
+            raise SsltkError(f"unknown aggregation {aggregation!r}; use one of {', '.join(AGGREGATIONS)}")
+        if head not in HEADS:
+            raise SsltkError(f"unknown relational head {head!r}; use one of {', '.join(HEADS)}")
+        if not 0.0 <= label_fraction <= 1.0:
+            raise SsltkError(f"label_fraction must be in [0, 1], got {label_fraction}")
+        self.k, self.aggregation, self.head_type, self.gamma = k, aggregation, head, gamma
+        self.label_fraction = label_fraction
+        self.uses_labels = label_fraction > 0
+        if head == "relation":
+            self.head: nn.Module = RelationHead(2 * in_dim if aggregation == "cat" else in_dim, hidden_dim)
+        elif head == "encoder_dot":
+            self.head = MLPHead(in_dim, encoder_dim, hidden_dim)
+        else:
+            self.head = nn.Identity()
+        self.register_buffer("labelled", torch.zeros(0, dtype=torch.bool), persistent=False)
+
+    @property
+    def num_views(self) -> int:
+        return self.k
+
+    def on_fit_start(self, ctx: FitContext) -> None:
+        if self.label_fraction > 0:
+            g = torch.Generator().manual_seed(ctx.seed + 7)
+            chosen = torch.randperm(ctx.num_train, generator=g)[: int(round(self.label_fraction * ctx.num_train))]
+            mask = torch.zeros(ctx.num_train, dtype=torch.bool)
+            mask[chosen] = True
+            self.labelled = mask.to(ctx.device)
+
+    def scores(self, z: Tensor, idx_a: Tensor, idx_b: Tensor) -> Tensor:
+        """Relation logits of the pairs (idx_a, idx_b) of view-major features z."""
+        za, zb = z[idx_a], z[idx_b]
+        if self.head_type == "relation":
+            return self.head(aggregate(za, zb, self.aggregation))
+        if self.head_type == "encoder_dot":
+            e = self.head(z)
+            return (e[idx_a] * e[idx_b]).sum(1)
+        return (za * zb).sum(1)
+
+    def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
+        k, m = batch.num_views, batch.batch_size
+        z = backbone(batch.views)
+        idx_a, idx_b, targets = relation_pairs(k, m, z.device)
+        if self.uses_labels and batch.labels is not None and self.labelled.numel():
+            idx_b = self._semi_supervised(batch, idx_b, k, m)
+        logits = self.scores(z, idx_a, idx_b).float()
+        loss = focal_bce_with_logits(logits, targets, self.gamma)
+        with torch.no_grad():
+            pred = logits > 0
+            pos = targets > 0.5
+            logs = {
+                "accuracy": (pred == pos).float().mean(),
+                "acc_pos": pred[pos].float().mean(),  # the authors' code swaps these two: here they are named right
+                "acc_neg": (~pred[~pos]).float().mean(),
+            }
+        return ObjectiveOutput(loss, logs)
+
+    def _semi_supervised(self, batch: ViewBatch, idx_b: Tensor, k: int, m: int) -> Tensor:
+        known = self.labelled[batch.index.to(self.labelled.device)].to(batch.labels.device)
+        labels = torch.where(known, batch.labels, torch.full_like(batch.labels, -1))
+        partners = same_class_partners(labels, k)  # (pairs, M)
+        _, vj = torch.triu_indices(k, k, offset=1, device=idx_b.device)
+        pos_b = (vj[:, None] * m + partners.to(idx_b.device))  # (pairs, M)
+        idx_b = idx_b.view(-1, 2, m).clone()
+        idx_b[:, 0, :] = pos_b
+        return idx_b.reshape(-1)

@@ -1,0 +1,64 @@
+"""ssltk: a plugin-based self-supervised learning toolkit.
+
+Public API: the interfaces, the registries and their ``register_*`` decorators, ``hookimpl`` for plugins, and the
+``fit`` / ``evaluate`` entry points that the CLI also uses.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import SsltkError, UnknownNameError
+from .hookspecs import hookimpl
+from .interfaces import (Backbone, DataSpec, EvalResult, Evaluator, FitContext, Head, Objective, ObjectiveOutput,
+                         ViewBatch)
+from .registries import BACKBONES, DATASETS, EVALUATORS, HEADS, OBJECTIVES
+from .registry import Registry
+from .data.base import DataSource, ImageSet
+from .engine.trainer import EvalConfig, FitResult, TrainerConfig
+from .api import evaluate, fit, load_backbone, make_config
+
+
+def register_objective(name: str, **defaults):
+    """Decorator: ``@ssltk.register_objective("mine")`` on an :class:`Objective` subclass."""
+    return OBJECTIVES.register(name, **defaults)
+
+
+def register_backbone(name: str, **defaults):
+    return BACKBONES.register(name, **defaults)
+
+
+def register_head(name: str, **defaults):
+    return HEADS.register(name, **defaults)
+
+
+def register_evaluator(name: str, **defaults):
+    return EVALUATORS.register(name, **defaults)
+
+
+def register_dataset(name: str, **defaults):
+    return DATASETS.register(name, **defaults)
+
+
+def create_backbone(name: str, **kwargs) -> Backbone:
+    return BACKBONES.create(name, **kwargs)
+
+
+def create_objective(name: str, **kwargs) -> Objective:
+    return OBJECTIVES.create(name, **kwargs)
+
+
+def list_objectives(pattern: str = "*"):
+    return OBJECTIVES.list(pattern)
+
+
+def list_backbones(pattern: str = "*"):
+    return BACKBONES.list(pattern)
+
+
+__all__ = [
+    "Backbone", "BACKBONES", "DATASETS", "DataSource", "DataSpec", "EVALUATORS", "EvalConfig", "EvalResult",
+    "Evaluator", "FitContext", "FitResult", "HEADS", "Head", "ImageSet", "OBJECTIVES", "Objective", "ObjectiveOutput",
+    "Registry", "SsltkError", "TrainerConfig", "UnknownNameError", "ViewBatch", "create_backbone", "create_objective",
+    "evaluate", "fit", "hookimpl", "list_backbones", "list_objectives", "load_backbone", "make_config",
+    "register_backbone", "register_dataset", "register_evaluator", "register_head", "register_objective",
+]

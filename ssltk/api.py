@@ -1,0 +1,101 @@
+"""The Python API: ``ssltk.fit`` and ``ssltk.evaluate`` run the same engine as the CLI."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+from .engine.build import Spec, build, resolve
+from .engine.checkpoint import load_state_strict, read_safetensors
+from .engine.trainer import EvalConfig, FitResult, Trainer, TrainerConfig, read_run_config, resolve_device
+from .errors import SsltkError
+from .interfaces import EvalResult
+from .registries import EVALUATORS
+
+Component = Union[str, type, Spec]
+
+
+def make_config(objective: Component, backbone: Component = "conv4", data: Component = "digits",
+                trainer: Optional[Union[TrainerConfig, Dict[str, Any]]] = None,
+                evaluate: Optional[Union[EvalConfig, Dict[str, Any]]] = None,
+                objective_args: Optional[Dict[str, Any]] = None, backbone_args: Optional[Dict[str, Any]] = None,
+                data_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The resolved run configuration, the same structure ``ssltk fit --print_config`` shows."""
+    as_dict = lambda c, cls: dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dataclasses.asdict(cls(**(c or {})))
+    return {
+        "objective": resolve("objective", objective, objective_args),
+        "backbone": resolve("backbone", backbone, backbone_args),
+        "data": resolve("dataset", data, data_args),
+        "trainer": as_dict(trainer, TrainerConfig),
+        "evaluate": as_dict(evaluate, EvalConfig),
+    }
+
+
+def fit(objective: Optional[Component] = None, backbone: Component = "conv4", data: Component = "digits",
+        trainer: Optional[Union[TrainerConfig, Dict[str, Any]]] = None,
+        evaluate: Optional[Union[EvalConfig, Dict[str, Any]]] = None, *,
+        objective_args: Optional[Dict[str, Any]] = None, backbone_args: Optional[Dict[str, Any]] = None,
+        data_args: Optional[Dict[str, Any]] = None, resume: Optional[Union[str, Path]] = None,
+        config: Optional[Dict[str, Any]] = None) -> FitResult:
+    """Train ``objective`` on ``backbone`` over ``data``; each may be a registry name, class, class path or spec.
+
+    ``resume=RUN_DIR`` continues a run from its last checkpoint with the run's own ``config.yaml`` (``trainer``
+    values given here, such as a larger ``epochs``, override it).
+    """
+    if resume is not None:
+        cfg = read_run_config(Path(resume))
+        cfg["trainer"] = {**cfg.get("trainer", {}), **_as_plain(trainer), "run_dir": str(resume)}
+        return Trainer(cfg, resume=True).fit()
+    if config is None:
+        if objective is None:
+            raise SsltkError("fit needs an objective (a registry name such as 'relational', or a class)")
+        config = make_config(objective, backbone, data, trainer, evaluate, objective_args, backbone_args, data_args)
+    return Trainer(config).fit()
+
+
+def _as_plain(cfg: Any) -> Dict[str, Any]:
+    if cfg is None:
+        return {}
+    if dataclasses.is_dataclass(cfg):
+        default = dataclasses.asdict(type(cfg)())
+        return {k: v for k, v in dataclasses.asdict(cfg).items() if v != default[k]}
+    return dict(cfg)
+
+
+def load_backbone(weights: Union[str, Path], backbone: Optional[Component] = None,
+                  backbone_args: Optional[Dict[str, Any]] = None) -> torch.nn.Module:
+    """A backbone from a ``.safetensors`` file; the file's own metadata names its class unless ``backbone`` is given."""
+    tensors, meta = read_safetensors(Path(weights))
+    if backbone is None:
+        if not meta.get("backbone"):
+            raise SsltkError(f"{weights} does not say which backbone it holds; pass --backbone NAME")
+        spec = meta["backbone"]
+    else:
+        spec = resolve("backbone", backbone, backbone_args)
+    model = build(spec)
+    load_state_strict(model, tensors, str(weights))
+    return model
+
+
+def evaluate(name: str = "linear", *, run: Optional[Union[str, Path]] = None, weights: Optional[Union[str, Path]] = None,
+             backbone: Optional[Component] = None, data: Optional[Component] = None,
+             data_args: Optional[Dict[str, Any]] = None, device: str = "auto",
+             evaluator_args: Optional[Dict[str, Any]] = None, out_dir: Optional[Union[str, Path]] = None) -> EvalResult:
+    """Run evaluator ``name`` on a run directory (its final backbone and its data) or on a ``.safetensors`` backbone."""
+    if run is None and weights is None:
+        raise SsltkError("evaluate needs a run directory (--run) or a backbone file (--weights)")
+    run_cfg = read_run_config(Path(run)) if run is not None else None
+    if weights is None:
+        weights = Path(run) / "backbone.safetensors"
+    if data is None and run_cfg is None:
+        raise SsltkError("evaluate needs --data when no run directory is given")
+    data_spec = resolve("dataset", data, data_args) if data is not None else run_cfg["data"]
+    if backbone is None and run_cfg is not None:
+        backbone = run_cfg["backbone"]
+    model = load_backbone(weights, backbone)
+    dev = resolve_device(device)
+    evaluator = EVALUATORS.create(name, **(evaluator_args or {}))
+    target = Path(out_dir) if out_dir is not None else (Path(run) if run is not None else Path(weights).parent)
+    return evaluator.evaluate(model.to(dev), build(data_spec), device=dev, run_dir=target)

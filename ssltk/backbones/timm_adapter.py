@@ -1,0 +1,42 @@
+"""Any timm model as a backbone (``timm:NAME``), and ResNet-34 (paper 000, STL-10 experiments) through it.
+
+Weights are never downloaded: models start from their own random initialisation, so this works offline.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..interfaces import Backbone
+from ..errors import SsltkError
+
+
+class TimmBackbone(Backbone):
+    """Wraps ``timm.create_model(model_name, num_classes=0)``: pooled features of size ``model.num_features``."""
+
+    def __init__(self, model_name: str = "resnet18", in_channels: int = 3, **kwargs: Any):
+        super().__init__()
+        import timm
+
+        if not timm.list_models(model_name):
+            close = timm.list_models(f"*{model_name}*")[:5]
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise SsltkError(f"unknown timm model {model_name!r}{hint}")
+        self.model_name = model_name
+        self.model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_channels, **kwargs)
+        self.num_features = int(self.model.num_features)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.model.forward_features(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
+class ResNet34(TimmBackbone):
+    """ResNet-34 in the standard ImageNet layout [3, 4, 6, 3] with 7x7 stem and max-pool: 512 features, ~21.3M params."""
+
+    def __init__(self, in_channels: int = 3):
+        super().__init__("resnet34", in_channels)

@@ -1,0 +1,73 @@
+"""User-facing progress (rich) and machine-readable metrics (``metrics.jsonl``)."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+class MetricsLog:
+    """Appends one JSON object per line; flushed after each line so a crash loses nothing already logged."""
+
+    def __init__(self, path: Optional[Path]):
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8") if path is not None else None
+
+    def write(self, **record: Any) -> None:
+        if self._fh is None:
+            return
+        record = {k: _plain(v) for k, v in record.items()}
+        record.setdefault("time", round(time.time(), 3))
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class TrainProgress:
+    """A rich progress bar over all steps (epoch, loss, views/s, ETA) plus one summary line per epoch."""
+
+    def __init__(self, total_steps: int, completed: int, epochs: int, enabled: bool = True):
+        self.console = Console(file=sys.stderr)
+        self.enabled = enabled
+        self.epochs = epochs
+        self._progress: Optional[Progress] = None
+        if enabled and self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[vps]:.0f} views/s"),
+                TimeRemainingColumn(), console=self.console, transient=True)
+            self._task = self._progress.add_task("fit", total=total_steps, completed=completed, epoch=0,
+                                                 epochs=epochs, loss=float("nan"), vps=0.0)
+            self._progress.start()
+
+    def update(self, epoch: int, loss: float, views_per_s: float) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, epoch=epoch + 1, loss=loss, vps=views_per_s)
+
+    def epoch_done(self, epoch: int, loss: float, views_per_s: float, seconds: float, extra: str = "") -> None:
+        if self.enabled:
+            self.console.print(f"epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}  {views_per_s:.0f} views/s  "
+                               f"{seconds:.1f}s{extra}", highlight=False)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,325 @@
+"""The training loop shared by every objective.
+
+One epoch: a seeded permutation of the training set, batches of uint8 images (held on the device when they fit),
+K views made on the device by the objective's batched augmentation, ``objective(ViewBatch, backbone)``, one optimizer
+step. Each epoch reseeds every random source from ``(seed, epoch)``, so a run resumed from an epoch checkpoint
+continues exactly as the uninterrupted run would have.
+
+The step runs through :class:`TrainStep`, one module holding backbone and objective, and batches are drawn from a
+rank's shard of the permutation, so DistributedDataParallel can wrap the step and shard the data without redesign.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+import yaml
+from torch import nn
+
+from ..errors import SsltkError
+from ..interfaces import FitContext, ObjectiveOutput, ViewBatch
+from .build import build, registry_name
+from .checkpoint import load_training_state, save_backbone, save_training_state
+from .progress import MetricsLog, TrainProgress
+
+_CKPT = re.compile(r"epoch-(\d+)\.safetensors$")
+
+
+@dataclass
+class TrainerConfig:
+    """How to train: the defaults are the relational paper's (Adam 1e-3, batch 64, 200 epochs, no schedule)."""
+
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    schedule: str = "constant"
+    device: str = "auto"
+    seed: int = 0
+    run_dir: Optional[str] = None
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    log_every: int = 20
+    progress: bool = True
+    data_on_device: bool = True
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+
+
+@dataclass
+class EvalConfig:
+    """What ``fit`` measures when training ends: linear evaluation of the trained backbone and of random weights."""
+
+    linear: bool = True
+    random_baseline: bool = True
+    epochs: int = 100
+    split: str = "auto"
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    backbone: nn.Module
+    objective: nn.Module
+    metrics: Dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise SsltkError(f"bad device {name!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SsltkError(f"device {name!r} requested but CUDA is not available; use --trainer.device cpu or auto")
+    return dev
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63 - 1)
+
+
+class TrainStep(nn.Module):
+    """Backbone plus objective as one module: the unit a DDP wrapper would hold."""
+
+    def __init__(self, backbone: nn.Module, objective: nn.Module):
+        super().__init__()
+        self.backbone, self.objective = backbone, objective
+
+    def forward(self, batch: ViewBatch) -> ObjectiveOutput:
+        return self.objective(batch, self.backbone)
+
+
+def _checkpoints(run_dir: Path) -> List[Path]:
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+class Trainer:
+    """Runs one fit from a resolved config (``objective``, ``backbone``, ``data`` specs, ``trainer``, ``evaluate``)."""
+
+    def __init__(self, config: Dict[str, Any], resume: bool = False):
+        self.config = config
+        self.cfg = TrainerConfig(**config.get("trainer", {}))
+        self.eval_cfg = EvalConfig(**config.get("evaluate", {}))
+        self.resume = resume
+        self.rank, self.world_size = 0, 1
+        self.device = resolve_device(self.cfg.device)
+        self.cuda = self.device.type == "cuda"
+
+    # setup ----------------------------------------------------------------------------------------------------------
+    def _run_dir(self) -> Path:
+        if self.cfg.run_dir:
+            return Path(self.cfg.run_dir)
+        name = registry_name("objective", self.config["objective"]["class_path"])
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path("runs") / f"{name}-{stamp}"
+
+    def _build(self) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        self.data = build(self.config["data"])
+        train = self.data.train
+        self.spec = self.data.spec()
+        self.backbone = build(self.config["backbone"])
+        if not hasattr(self.backbone, "num_features"):
+            raise SsltkError(f"backbone {type(self.backbone).__name__} has no num_features")
+        self.objective = build(self.config["objective"], in_dim=int(self.backbone.num_features))
+        self.backbone.to(self.device)
+        self.objective.to(self.device)
+        if self.cuda and cfg.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+        self.step_module = TrainStep(self.backbone, self.objective)
+        self._forward = torch.compile(self.step_module) if cfg.compile else self.step_module
+        self.augment = self.objective.augmentation(self.spec)
+        self.images = train.images.to(self.device) if cfg.data_on_device else train.images
+        self.labels = train.labels.to(self.device)
+        n_local = len(train) // self.world_size
+        self.steps_per_epoch = n_local // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise SsltkError(f"batch size {cfg.batch_size} is larger than the {n_local} training images")
+        params = [p for p in self.step_module.parameters() if p.requires_grad]
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        else:
+            raise SsltkError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
+        self.scheduler = self._scheduler()
+
+    def _scheduler(self):
+        cfg = self.cfg
+        if cfg.schedule == "constant":
+            return None
+        if cfg.schedule == "step":  # divided by 10 at 50% and 75% of the epochs (paper 000, A.4-A.6)
+            miles = [max(1, int(cfg.epochs * 0.5)), max(1, int(cfg.epochs * 0.75))]
+            return torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=miles, gamma=0.1)
+        if cfg.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
+        raise SsltkError(f"unknown schedule {cfg.schedule!r}; use constant, step or cosine")
+
+    def context(self) -> FitContext:
+        def whole_train_features(backbone: Optional[nn.Module] = None) -> torch.Tensor:
+            from ..eval.features import extract_features
+
+            return extract_features(backbone or self.backbone, self.images, self.spec.mean, self.spec.std,
+                                    self.device, amp=self.cfg.amp)
+
+        return FitContext(num_train=len(self.labels), num_classes=self.spec.num_classes, seed=self.cfg.seed,
+                          device=self.device, epochs=self.cfg.epochs, steps_per_epoch=self.steps_per_epoch,
+                          train_labels=self.labels, extract_features=whole_train_features, data_spec=self.spec)
+
+    # checkpoints ----------------------------------------------------------------------------------------------------
+    def _modules(self) -> Dict[str, nn.Module]:
+        return {"backbone": self.backbone, "objective": self.objective}
+
+    def _save(self, epoch: int, step: int) -> Path:
+        path = self.run_dir / "checkpoints" / f"epoch-{epoch:04d}.safetensors"
+        save_training_state(path, self._modules(), self.optimizer, self.scheduler,
+                            {"epoch": epoch, "global_step": step, "seed": self.cfg.seed})
+        for old in _checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def _restore(self) -> int:
+        ckpts = _checkpoints(self.run_dir)
+        if not ckpts:
+            return 0
+        meta = load_training_state(ckpts[-1], self._modules(), self.optimizer, self.scheduler)
+        self.global_step = int(meta["global_step"])
+        return int(meta["epoch"])
+
+    # loop -----------------------------------------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        self._build()
+        self.run_dir = self._run_dir()
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_yaml(self.run_dir / "config.yaml", self.config)
+        self.global_step = 0
+        start_epoch = self._restore() if self.resume else 0
+        if self.resume and start_epoch == 0 and self.rank == 0:
+            print(f"ssltk: no checkpoint in {self.run_dir}/checkpoints; starting from epoch 1")
+        ctx = self.context()
+        self.objective.on_fit_start(ctx)
+        log = MetricsLog(self.run_dir / "metrics.jsonl" if self.rank == 0 else None)
+        total = self.cfg.epochs * self.steps_per_epoch
+        progress = TrainProgress(total, start_epoch * self.steps_per_epoch, self.cfg.epochs,
+                                 enabled=self.cfg.progress and self.rank == 0)
+        try:
+            for epoch in range(start_epoch, self.cfg.epochs):
+                self._epoch(epoch, ctx, log, progress)
+        finally:
+            progress.close()
+            log.close()
+        return self._finish()
+
+    def _epoch(self, epoch: int, ctx: FitContext, log: MetricsLog, progress: TrainProgress) -> None:
+        cfg = self.cfg
+        seed = _epoch_seed(cfg.seed, epoch)
+        torch.manual_seed(seed)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        perm = torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(seed))
+        perm = perm[self.rank :: self.world_size]
+        self.step_module.train()
+        self.objective.on_epoch_start(ctx, epoch)
+        k = int(self.objective.num_views)
+        use_labels = bool(getattr(self.objective, "uses_labels", False))
+        t_epoch, seen, loss_sum = time.perf_counter(), 0, 0.0
+        logs_sum: Dict[str, float] = {}
+        for i in range(self.steps_per_epoch):
+            t0 = time.perf_counter()
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            imgs = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
+            views = self.augment(imgs, k, gen)
+            if self.cuda and cfg.channels_last:
+                views = views.contiguous(memory_format=torch.channels_last)
+            labels = self.labels[idx.to(self.device)] if use_labels else None
+            batch = ViewBatch(views=views, num_views=k, index=idx, labels=labels)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp and self.cuda):
+                out = self._forward(batch)
+            loss = out.loss.float()
+            if not torch.isfinite(loss):
+                raise SsltkError(f"loss is {loss.item()} at epoch {epoch + 1}, step {i + 1}; the last checkpoint in "
+                                 f"{self.run_dir / 'checkpoints'} is intact (try a lower --trainer.lr)")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.global_step += 1
+            lv = loss.item()
+            loss_sum += lv
+            seen += views.shape[0]
+            vps = views.shape[0] / max(time.perf_counter() - t0, 1e-9)
+            for key, val in out.logs.items():
+                logs_sum[key] = logs_sum.get(key, 0.0) + float(val.detach().float().item() if hasattr(val, "detach") else val)
+            progress.update(epoch, lv, vps)
+            if cfg.log_every and self.global_step % cfg.log_every == 0:
+                log.write(event="step", epoch=epoch + 1, step=self.global_step, loss=lv, views_per_s=round(vps, 1),
+                          lr=self.optimizer.param_groups[0]["lr"],
+                          **{k_: float(v.detach().float().item()) if hasattr(v, "detach") else v for k_, v in out.logs.items()})
+        if self.scheduler is not None:
+            self.scheduler.step()
+        dt = time.perf_counter() - t_epoch
+        n = self.steps_per_epoch
+        means = {k_: v / n for k_, v in logs_sum.items()}
+        log.write(event="epoch", epoch=epoch + 1, step=self.global_step, loss=loss_sum / n,
+                  views_per_s=round(seen / dt, 1), seconds=round(dt, 2), **means)
+        extra = "".join(f"  {k_} {v:.3f}" for k_, v in means.items())
+        progress.epoch_done(epoch, loss_sum / n, seen / dt, dt, extra)
+        last = epoch + 1 == cfg.epochs
+        if self.rank == 0 and (last or (cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0)):
+            self._save(epoch + 1, self.global_step)
+
+    # end of training ------------------------------------------------------------------------------------------------
+    def _finish(self) -> FitResult:
+        result = FitResult(self.run_dir, self.backbone, self.objective)
+        if self.rank != 0:
+            return result
+        save_backbone(self.run_dir / "backbone.safetensors", self.backbone, self.config["backbone"])
+        ev = self.eval_cfg
+        if ev.linear:
+            from ..eval.linear import LinearEval
+
+            lin = LinearEval(epochs=ev.epochs, split=ev.split, seed=self.cfg.seed)
+            result.metrics["linear"] = lin.evaluate(self.backbone, self.data, device=self.device,
+                                                    run_dir=self.run_dir, name="linear").metrics
+            if ev.random_baseline:
+                torch.manual_seed(self.cfg.seed)  # the very initial weights of this run's backbone
+                rand = build(self.config["backbone"]).to(self.device)
+                result.metrics["linear_random"] = lin.evaluate(rand, self.data, device=self.device,
+                                                               run_dir=self.run_dir, name="linear_random").metrics
+        return result
+
+
+def _write_yaml(path: Path, data: Dict[str, Any]) -> None:
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def read_run_config(run_dir: Path) -> Dict[str, Any]:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise SsltkError(f"not a run directory (no config.yaml): {run_dir}")
+    return yaml.safe_load(path.read_text())
+
+
+def trainer_config_dict(cfg: Optional[TrainerConfig | Dict[str, Any]]) -> Dict[str, Any]:
+    if cfg is None:
+        return dataclasses.asdict(TrainerConfig())
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dataclasses.asdict(TrainerConfig(**cfg))

@@ -1,0 +1,4 @@
+"""Head builders shared by objectives."""
+from .mlp import MLPHead, RelationHead
+
+__all__ = ["MLPHead", "RelationHead"]

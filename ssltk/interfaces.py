@@ -1,0 +1,146 @@
+"""The four interfaces the engine knows: Backbone, Head, Objective and Evaluator (see shared/DESIGN.md).
+
+The engine never names a method. It builds a Backbone, builds an Objective with ``in_dim=backbone.num_features``,
+asks the Objective how many views it wants and how to augment them, and calls it on each batch of views.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+
+class Backbone(nn.Module):
+    """An encoder f_theta mapping images (B, C, H, W) to pooled representations (B, num_features)."""
+
+    num_features: int
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The last feature map before pooling (B, C', H', W'), for methods that need spatial features."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose a feature map")
+
+    def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - every backbone overrides it
+        raise NotImplementedError
+
+
+class Head(nn.Module):
+    """A small network on top of representations (relation module, projection MLP, classifier)."""
+
+    in_dim: int
+    out_dim: int
+
+
+@dataclass
+class ViewBatch:
+    """K augmented views of a mini-batch of B images, stored view-major.
+
+    ``views[k * B + n]`` is view k of image n, i.e. [view_1 batch; view_2 batch; ...; view_K batch], the layout
+    of the relational-reasoning code (shared/reference/implementation-notes.md).
+    ``labels`` holds class ids, or -1 where the label is hidden from the objective.
+    """
+
+    views: Tensor
+    num_views: int
+    index: Tensor
+    labels: Optional[Tensor] = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.views.shape[0] // self.num_views
+
+    def view(self, k: int) -> Tensor:
+        b = self.batch_size
+        return self.views[k * b : (k + 1) * b]
+
+
+@dataclass
+class ObjectiveOutput:
+    """The loss to minimise and scalars to log (tensors are detached and averaged by the trainer)."""
+
+    loss: Tensor
+    logs: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataSpec:
+    """What an objective needs to know about the data to pick its augmentation."""
+
+    image_size: int
+    channels: int
+    mean: tuple
+    std: tuple
+    num_classes: int
+
+
+@dataclass
+class FitContext:
+    """Handed to objectives at fit and epoch start.
+
+    ``extract_features(backbone)`` runs the backbone over the whole (un-augmented, normalised) training set in
+    evaluation mode and returns (N, D) features in dataset order: the engine's hook for whole-dataset passes
+    (DeepCluster's k-means, SeLa's label optimisation).
+    """
+
+    num_train: int
+    num_classes: int
+    seed: int
+    device: torch.device
+    epochs: int
+    steps_per_epoch: int
+    train_labels: Tensor
+    extract_features: Callable[..., Tensor]
+    data_spec: Optional[DataSpec] = None
+
+
+class Objective(nn.Module):
+    """A self-supervised (or supervised) training objective; it owns its heads.
+
+    Subclasses take ``in_dim`` (the backbone's feature size, linked automatically by the CLI) as their first
+    constructor argument; the remaining arguments are the method's hyper-parameters with the paper's defaults.
+    """
+
+    #: whether the objective reads ``ViewBatch.labels`` (supervised and semi-supervised methods)
+    uses_labels: bool = False
+
+    def __init__(self, in_dim: int):
+        super().__init__()
+        self.in_dim = in_dim
+
+    @property
+    def num_views(self) -> int:
+        return 2
+
+    def augmentation(self, spec: DataSpec) -> Callable[..., Tensor]:
+        """The batched augmentation that makes each view; by default the relational/SimCLR recipe."""
+        from .data.augment import ContrastiveAugment
+
+        return ContrastiveAugment(size=spec.image_size, mean=spec.mean, std=spec.std)
+
+    def forward(self, batch: ViewBatch, backbone: Backbone) -> ObjectiveOutput:  # pragma: no cover
+        raise NotImplementedError
+
+    def on_fit_start(self, ctx: FitContext) -> None:
+        """Called once before the first epoch (also when resuming)."""
+
+    def on_epoch_start(self, ctx: FitContext, epoch: int) -> None:
+        """Called at the start of every epoch (0-based), after the backbone is in training mode."""
+
+
+@dataclass
+class EvalResult:
+    """Numbers an evaluator measured, and the files (plots, tables) it wrote."""
+
+    metrics: Dict[str, float]
+    artifacts: Dict[str, Path] = field(default_factory=dict)
+
+
+class Evaluator:
+    """Measures a trained backbone on labelled data; configured through its constructor arguments."""
+
+    def evaluate(
+        self, backbone: Backbone, data: Any, *, device: torch.device, run_dir: Optional[Path] = None
+    ) -> EvalResult:  # pragma: no cover - interface
+        raise NotImplementedError
