@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_GRAY = (0.299, 0.587, 0.114)
+_GRAY = (0.2989, 0.587, 0.114)  # torchvision's luma weights, so jitter matches it
 
 
 def _uniform(n: int, lo: float, hi: float, g: Optional[torch.Generator], device) -> Tensor:
@@ -35,7 +35,7 @@ def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
 
 
 def grayscale(x: Tensor) -> Tensor:
-    """Luma (ITU-R 601-2, as PIL and torchvision) of RGB images, shape (B, 1, H, W)."""
+    """Luma of RGB images with torchvision's weights, shape (B, 1, H, W)."""
     w = torch.tensor(_GRAY, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True)
 

@@ -18,7 +18,19 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _registered(path: str) -> Optional[type]:
+    # classes registered from a script may live in a module that cannot be imported by name
+    for registry in ALL_REGISTRIES.values():
+        for entry in registry._entries.values():
+            if isinstance(entry.target, type) and class_path(entry.target) == path:
+                return entry.target
+    return None
+
+
 def import_class(path: str) -> type:
+    found = _registered(path)
+    if found is not None:
+        return found
     module, _, name = path.rpartition(".")
     if not module:
         raise SsltkError(f"{path!r} is not a dotted class path")
@@ -67,7 +79,11 @@ def build(spec: Spec, **extra: Any) -> Any:
 
 def registry_name(kind: str, cls_path: str) -> str:
     """The registry name of a class path, for display (falls back to the class name)."""
+    try:
+        cls = import_class(cls_path)
+    except SsltkError:
+        cls = None
     for entry in ALL_REGISTRIES[kind].entries():
-        if isinstance(entry.target, type) and class_path(entry.target) == cls_path:
+        if entry.target is cls:
             return entry.name
     return cls_path.rsplit(".", 1)[-1]

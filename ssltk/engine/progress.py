@@ -65,7 +65,7 @@ class TrainProgress:
     def epoch_done(self, epoch: int, loss: float, views_per_s: float, seconds: float, extra: str = "") -> None:
         if self.enabled:
             self.console.print(f"epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}  {views_per_s:.0f} views/s  "
-                               f"{seconds:.1f}s{extra}", highlight=False)
+                               f"{seconds:.1f}s{extra}", highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self._progress is not None:

@@ -1,0 +1,4 @@
+"""A template ssltk plugin."""
+from .objective import SimSiam
+
+__all__ = ["SimSiam"]

@@ -1,0 +1,4 @@
+"""``python -m ssltk`` runs the CLI."""
+from .cli import console_main
+
+console_main()

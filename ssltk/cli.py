@@ -1,0 +1,344 @@
+"""The ``ssltk`` command line, on jsonargparse.
+
+    ssltk fit --objective NAME [--backbone NAME] [--data NAME] [--objective.k 32] [--trainer.epochs 200] ...
+    ssltk fit --config run.yaml | --print_config | --resume RUN_DIR
+    ssltk eval NAME (--run RUN_DIR | --weights FILE.safetensors [--backbone NAME] --data NAME) [options]
+    ssltk list objectives|backbones|datasets|evaluators|heads [PATTERN]
+    ssltk plugins
+
+Registry names (``relational``, ``conv4``, ``timm:resnet18``) are mapped to class paths before jsonargparse sees
+them, on the command line and in ``--config`` files alike. Errors in names, values, paths and keys print one line
+(with suggestions where there are close matches) and exit with status 2.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from . import __version__
+from .errors import SsltkError
+
+# option -> registry kind, for the options that choose a class
+_CHOOSERS = {"--objective": "objective", "--backbone": "backbone", "--data": "dataset"}
+_CONFIG_KEYS = {"objective": "objective", "backbone": "backbone", "data": "dataset"}
+_PRESET = Path(__file__).parent / "presets" / "quickstart.yaml"
+LIST_KINDS = {"objectives": "objective", "backbones": "backbone", "datasets": "dataset", "evaluators": "evaluator",
+              "heads": "head"}
+
+
+# name mapping ----------------------------------------------------------------------------------------------------------
+def _to_class(kind: str, value: str) -> List[str]:
+    """``[class_path, --opt.arg, value, ...]`` for a registry name; class paths and configs pass through."""
+    from .engine.build import resolve
+
+    if value.lstrip().startswith("{") or value.endswith((".yaml", ".yml", ".json")):
+        return [value]
+    spec = resolve(kind, value)
+    return [spec["class_path"]] + [str(x) for k, v in spec["init_args"].items() for x in (f".{k}", _cli_value(v))]
+
+
+def _cli_value(v: Any) -> str:
+    return v if isinstance(v, str) else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("\n...")
+
+
+def map_names(argv: Sequence[str]) -> List[str]:
+    """Replace registry names after --objective/--backbone/--data with class paths (plus fixed init args)."""
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        opt, eq, val = tok.partition("=")
+        if opt in _CHOOSERS and (eq or i + 1 < len(argv)):
+            value = val if eq else argv[i + 1]
+            mapped = _to_class(_CHOOSERS[opt], value)
+            out += [opt, mapped[0]]
+            out += [f"{opt}{mapped[j]}" if j % 2 == 1 else mapped[j] for j in range(1, len(mapped))]
+            i += 1 if eq else 2
+            continue
+        if opt == "--config" and (eq or i + 1 < len(argv)):
+            out += ["--config", _normalise_config(val if eq else argv[i + 1])]
+            i += 1 if eq else 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _normalise_config(path: str) -> str:
+    """A config file with registry names turned into class paths, as a YAML string jsonargparse accepts."""
+    from .engine.build import resolve
+
+    p = Path(path)
+    if not p.is_file():
+        raise SsltkError(f"config file not found: {path}")
+    try:
+        cfg = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SsltkError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(cfg, dict):
+        raise SsltkError(f"{path} must hold a mapping of options")
+    for key, kind in _CONFIG_KEYS.items():
+        if key in cfg and cfg[key] is not None:
+            cfg[key] = resolve(kind, cfg[key])
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+# parsers -----------------------------------------------------------------------------------------------------------------
+def _fit_parser():
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from .data.base import DataSource
+    from .engine.trainer import EvalConfig, TrainerConfig
+    from .interfaces import Backbone, Objective
+
+    p = ArgumentParser(prog="ssltk fit", exit_on_error=False, allow_abbrev=False, description="Train a backbone with an objective.")
+    p.add_argument("--config", action=ActionConfigFile, help="a run.yaml (e.g. a run directory's config.yaml)")
+    p.add_subclass_arguments(Objective, "objective", skip={"in_dim"}, required=True,
+                             help="objective: a registry name (see `ssltk list objectives`) or class path")
+    p.add_subclass_arguments(Backbone, "backbone", help="backbone: conv4, resnet32, timm:NAME, ... or a class path")
+    p.add_subclass_arguments(DataSource, "data", help="dataset: digits (default), cifar10, imagefolder, ...")
+    p.add_class_arguments(TrainerConfig, "trainer")
+    p.add_class_arguments(EvalConfig, "evaluate")
+    p.add_argument("--resume", type=Optional[str], default=None, help="continue the run in this directory")
+    p.set_defaults(backbone={"class_path": "ssltk.backbones.conv4.Conv4"})
+    return p
+
+
+def _parse(parser, argv: List[str]):
+    from jsonargparse import ArgumentError
+
+    try:
+        return parser.parse_args(argv)
+    except ArgumentError as exc:
+        raise SsltkError(_condense(str(exc), parser)) from None
+
+
+def _condense(message: str, parser) -> str:
+    """jsonargparse's multi-line errors as one line, with close matches for unknown options."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    if not lines:
+        return "invalid arguments"
+    m = re.search(r"unrecognized arguments: (\S+)", lines[0])
+    if m:
+        known = [o for o in getattr(parser, "_option_string_actions", {}) if o.startswith("--")]
+        close = difflib.get_close_matches(m.group(1), known, n=3, cutoff=0.6)
+        hint = "; did you mean " + ", ".join(close) + "?" if close else ""
+        return f"unknown option {m.group(1)}{hint} (see --help)"
+    detail = next((ln for ln in lines if "is not accepted" in ln), None)
+    detail = detail or next((ln for ln in lines if ln.startswith(("Expected", "Problem", "Not a valid", "Key"))), None)
+    head = lines[0].rstrip(":")
+    if detail and detail != head:
+        opt = re.search(r"Option '([^']+)' is not accepted", detail)
+        key = re.search(r'Parser key "([^"]+)"', head)
+        if opt and key:
+            return f"--{key.group(1)}.{opt.group(1)} is not an option of the chosen {key.group(1)} (see --help)"
+        return f"{head}: {detail}"
+    return " ".join(lines[:2])
+
+
+def _has_option(argv: Sequence[str], opt: str) -> bool:
+    """Whether ``opt`` itself is given (``--data X`` or ``--data=X``; ``--data.root`` does not count)."""
+    return any(a == opt or a.startswith(opt + "=") for a in argv)
+
+
+def cmd_fit(argv: List[str]) -> int:
+    """Train a backbone with an objective (``ssltk fit --help``)."""
+    from .engine.build import registry_name
+    from .engine.trainer import Trainer, read_run_config
+
+    resume_dir = _option_value(argv, "--resume")
+    if resume_dir is not None:
+        run_cfg = read_run_config(Path(resume_dir))  # validates the directory before anything else
+        argv = ["--config", str(Path(resume_dir) / "config.yaml")] + argv
+        del run_cfg
+    quickstart = not _has_option(argv, "--data") and not _has_option(argv, "--config") and "--help" not in argv \
+        and "-h" not in argv
+    if quickstart:
+        argv = ["--config", str(_PRESET)] + list(argv)
+    parser = _fit_parser()
+    cfg = _parse(parser, map_names(argv))
+    config = cfg.as_dict()
+    config.pop("config", None)
+    config.pop("__path__", None)
+    resume = config.pop("resume", None)
+    if resume:
+        config["trainer"]["run_dir"] = resume
+    elif config["trainer"].get("run_dir") and any((Path(config["trainer"]["run_dir"]) / "checkpoints").glob("*.safetensors")):
+        raise SsltkError(f"{config['trainer']['run_dir']} already holds checkpoints; continue it with --resume "
+                         f"{config['trainer']['run_dir']} or choose another --trainer.run_dir")
+    if quickstart:
+        print(f"ssltk: no --data given: quickstart on the embedded digits dataset for {config['trainer']['epochs']} "
+              "epochs (pass --data NAME for real datasets)")
+    result = Trainer(config, resume=bool(resume)).fit()
+    _report_fit(result, registry_name("objective", config["objective"]["class_path"]),
+                registry_name("backbone", config["backbone"]["class_path"]))
+    return 0
+
+
+def _option_value(argv: Sequence[str], opt: str) -> Optional[str]:
+    for i, tok in enumerate(argv):
+        if tok == opt and i + 1 < len(argv):
+            return argv[i + 1]
+        if tok.startswith(opt + "="):
+            return tok.split("=", 1)[1]
+    return None
+
+
+def _report_fit(result, objective: str, backbone: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"run directory: {result.run_dir}", highlight=False)
+    if "linear" in result.metrics:
+        t = Table(title="linear evaluation, top-1 %")
+        t.add_column("backbone")
+        t.add_column("accuracy", justify="right")
+        t.add_row(f"{objective} ({backbone})", f"{result.metrics['linear']['accuracy']:.2f}")
+        if "linear_random" in result.metrics:
+            t.add_row(f"random weights ({backbone})", f"{result.metrics['linear_random']['accuracy']:.2f}")
+        console.print(t)
+
+
+def cmd_eval(argv: List[str]) -> int:
+    """Evaluate a run or a .safetensors backbone: ``ssltk eval NAME --run RUN_DIR`` (``ssltk eval NAME --help``)."""
+    from jsonargparse import ArgumentParser
+
+    from .api import evaluate
+    from .data.base import DataSource
+    from .interfaces import Backbone
+    from .registries import EVALUATORS
+
+    if not argv or argv[0].startswith("-"):
+        names = ", ".join(EVALUATORS.names())
+        if argv and argv[0] in ("-h", "--help"):
+            print(f"usage: ssltk eval NAME [--help] ...\nevaluators: {names}")
+            return 0
+        raise SsltkError(f"ssltk eval needs an evaluator name first: one of {names}")
+    name, rest = argv[0], argv[1:]
+    cls = EVALUATORS.get(name)
+    p = ArgumentParser(prog=f"ssltk eval {name}", exit_on_error=False, allow_abbrev=False, description=(cls.__doc__ or "").strip())
+    p.add_argument("--run", type=Optional[str], default=None, help="a run directory written by ssltk fit")
+    p.add_argument("--weights", type=Optional[str], default=None, help="a backbone .safetensors file")
+    p.add_subclass_arguments(Backbone, "backbone", required=False, help="backbone class when --weights lacks it")
+    p.add_subclass_arguments(DataSource, "data", required=False, help="dataset (default: the run's)")
+    p.add_argument("--device", type=str, default="auto")
+    p.add_argument("--out", type=Optional[str], default=None, help="where results.json goes")
+    own = {"run", "weights", "backbone", "data", "device", "out"}
+    p.add_class_arguments(cls)  # the evaluator's own options sit at the top level: ssltk eval linear --epochs 10
+    cfg = _parse(p, map_names(rest)).as_dict()
+    cfg.pop("__path__", None)
+    result = evaluate(name, run=cfg["run"], weights=cfg["weights"], backbone=cfg.get("backbone"),
+                      data=cfg.get("data"), device=cfg["device"], out_dir=cfg["out"],
+                      evaluator_args={k: v for k, v in cfg.items() if k not in own})
+    for key, value in result.metrics.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
+def cmd_list(argv: List[str]) -> int:
+    """List registered components: ``ssltk list objectives|backbones|datasets|evaluators|heads [PATTERN]``."""
+    from .registries import ALL_REGISTRIES
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: ssltk list {" + ",".join(LIST_KINDS) + "} [PATTERN]")
+        return 0 if argv else 2
+    kind = LIST_KINDS.get(argv[0]) or LIST_KINDS.get(argv[0] + "s")
+    if kind is None:
+        close = difflib.get_close_matches(argv[0], list(LIST_KINDS), n=1)
+        raise SsltkError(f"cannot list {argv[0]!r}; use one of {', '.join(LIST_KINDS)}"
+                         + (f" (did you mean {close[0]!r}?)" if close else ""))
+    reg = ALL_REGISTRIES[kind]
+    pattern = argv[1] if len(argv) > 1 else "*"
+    names = reg.list(pattern)
+    if not names:
+        print(f"no {argv[0]} match {pattern!r}", file=sys.stderr)
+        return 1
+    width = max(len(n) for n in names)
+    for name in names:
+        if name.endswith(":*"):
+            fam = next(f for f in reg.families() if f"{f.prefix}:*" == name)
+            target, source = fam.target, fam.source
+        else:
+            entry = reg.entry(name)
+            target, source = entry.target, entry.source
+        doc = ((getattr(target, "__doc__", None) or "").strip().splitlines() or [""])[0]
+        print(f"{name:<{width}}  {doc}  [{source}]")
+    return 0
+
+
+def cmd_plugins(argv: List[str]) -> int:
+    """Show each installed plugin: name, distribution, version, what it registered, and load errors."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .plugins import plugin_infos
+
+    infos = plugin_infos()
+    table = Table(title="ssltk plugins")
+    for col in ("plugin", "distribution", "version", "registered", "status"):
+        table.add_column(col, overflow="fold")
+    for info in infos:
+        reg = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.registered.items()) or "-"
+        status = f"[red]failed: {info.error}[/red]" if info.error else "[green]ok[/green]"
+        table.add_row(info.name, info.distribution, info.version, reg, status)
+    Console(width=max(120, Console().width)).print(table)
+    return 0
+
+
+BUILTIN_COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "list": cmd_list, "plugins": cmd_plugins}
+
+
+def _usage() -> str:
+    from .registries import SUBCOMMANDS
+
+    lines = [f"usage: ssltk COMMAND [options]   (ssltk {__version__})", "", "commands:"]
+    cmds: Dict[str, Any] = dict(BUILTIN_COMMANDS)
+    for name in SUBCOMMANDS.names():
+        cmds.setdefault(name, SUBCOMMANDS.get(name))
+    for name, fn in cmds.items():
+        doc = ((fn.__doc__ or "").strip().splitlines() or [""])[0]
+        lines.append(f"  {name:<10} {doc}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``ssltk`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"ssltk {__version__}")
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    try:
+        fn = BUILTIN_COMMANDS.get(cmd)
+        if fn is None:
+            from .registries import SUBCOMMANDS
+
+            if cmd not in SUBCOMMANDS:
+                known = list(BUILTIN_COMMANDS) + SUBCOMMANDS.names()
+                close = difflib.get_close_matches(cmd, known, n=2)
+                raise SsltkError(f"unknown command {cmd!r}" + (f"; did you mean {', '.join(close)}?" if close else
+                                                               f"; use one of {', '.join(known)}"))
+            fn = SUBCOMMANDS.get(cmd)
+        return int(fn(rest) or 0)
+    except SsltkError as exc:
+        print(f"ssltk: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ssltk: interrupted; completed epochs are checkpointed (continue with ssltk fit --resume RUN_DIR)",
+              file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:  # pragma: no cover - thin wrapper
+    sys.exit(main())
+

@@ -1,0 +1,68 @@
+"""The contract suite every objective passes (shared/DESIGN.md, "Tests").
+
+Plugins call these from their own tests, and ssltk's test suite runs them over every registered objective and
+backbone (as timm's tests run over every registered model):
+
+- the loss is finite and a scalar;
+- gradients reach the backbone;
+- with the same seed the loss and gradients are identical on CPU;
+- it works with every built-in backbone.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+from .engine.build import build, resolve
+from .interfaces import DataSpec, Objective, ViewBatch
+
+SMALL_SPEC = DataSpec(image_size=32, channels=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_classes=4)
+
+
+def make_batch(objective: Objective, batch_size: int = 4, spec: DataSpec = SMALL_SPEC, seed: int = 0,
+               image_size: Optional[int] = None) -> ViewBatch:
+    """Random uint8 images through the objective's own augmentation, with labels 0..num_classes-1."""
+    g = torch.Generator().manual_seed(seed)
+    size = image_size or spec.image_size
+    images = torch.randint(0, 256, (batch_size, spec.channels, size, size), generator=g, dtype=torch.uint8)
+    labels = torch.arange(batch_size) % spec.num_classes
+    k = int(objective.num_views)
+    views = objective.augmentation(spec)(images, k, g)
+    return ViewBatch(views=views, num_views=k, index=torch.arange(batch_size), labels=labels)
+
+
+def build_pair(objective: str, backbone: str = "conv4", seed: int = 0, objective_args: Optional[dict] = None,
+               backbone_args: Optional[dict] = None) -> Tuple[torch.nn.Module, Objective]:
+    torch.manual_seed(seed)
+    bb = build(resolve("backbone", backbone, backbone_args))
+    obj = build(resolve("objective", objective, objective_args), in_dim=int(bb.num_features))
+    return bb, obj
+
+
+def loss_and_grads(objective: str, backbone: str = "conv4", seed: int = 0, batch_size: int = 4,
+                   objective_args: Optional[dict] = None, spec: DataSpec = SMALL_SPEC):
+    bb, obj = build_pair(objective, backbone, seed, objective_args)
+    bb.train()
+    obj.train()
+    batch = make_batch(obj, batch_size, spec, seed)
+    torch.manual_seed(seed)
+    out = obj(batch, bb)
+    out.loss.backward()
+    grads = [p.grad.detach().clone() if p.grad is not None else None for p in bb.parameters()]
+    return out, grads
+
+
+def check_objective(objective: str, backbone: str = "conv4", batch_size: int = 4,
+                    objective_args: Optional[dict] = None, spec: DataSpec = SMALL_SPEC) -> None:
+    """Assert the contract for one objective on one backbone; raises AssertionError naming what failed."""
+    out, grads = loss_and_grads(objective, backbone, 0, batch_size, objective_args, spec)
+    assert out.loss.dim() == 0, f"{objective}: loss must be a scalar, got shape {tuple(out.loss.shape)}"
+    assert torch.isfinite(out.loss), f"{objective}: loss is not finite ({out.loss.item()})"
+    reached = [g for g in grads if g is not None and g.abs().sum() > 0]
+    assert reached, f"{objective}: no gradient reaches the {backbone} backbone"
+    out2, grads2 = loss_and_grads(objective, backbone, 0, batch_size, objective_args, spec)
+    assert torch.equal(out.loss, out2.loss), f"{objective}: loss differs between two runs with the same seed"
+    for g1, g2 in zip(grads, grads2):
+        assert (g1 is None) == (g2 is None) and (g1 is None or torch.equal(g1, g2)), \
+            f"{objective}: gradients differ between two runs with the same seed"

@@ -1,0 +1,89 @@
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from ssltk.data.augment import (ContrastiveAugment, EvalTransform, color_jitter, crop_boxes, grayscale,
+                                resized_crop)
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def images(n=6, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+
+
+def test_views_are_view_major_and_per_sample_random():
+    x = images()
+    aug = ContrastiveAugment(32, MEAN, STD)
+    v = aug(x, 4, torch.Generator().manual_seed(1))
+    assert v.shape == (24, 3, 32, 32) and v.dtype == torch.float32
+    # view k of image n lives at k*B + n; two views of one image differ, views of different images differ
+    assert not torch.allclose(v[0], v[6])
+    assert not torch.allclose(v[0], v[1])
+
+
+def test_same_generator_seed_same_views():
+    x = images()
+    aug = ContrastiveAugment(32, MEAN, STD)
+    a = aug(x, 3, torch.Generator().manual_seed(5))
+    b = aug(x, 3, torch.Generator().manual_seed(5))
+    c = aug(x, 3, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_identity_crop_and_flip_are_exact():
+    x = images().float() / 255
+    full = torch.tensor([[0.0, 0.0, 32.0, 32.0]]).repeat(6, 1)
+    assert torch.allclose(resized_crop(x, full, 32), x, atol=1e-5)
+    flipped = resized_crop(x, full, 32, torch.ones(6, dtype=torch.bool))
+    assert torch.allclose(flipped, x.flip(-1), atol=1e-5)
+
+
+def test_crop_matches_integer_crop_then_resize():
+    x = images(2, 32).float() / 255
+    box = torch.tensor([[4.0, 8.0, 16.0, 16.0], [0.0, 0.0, 16.0, 32.0]])
+    out = resized_crop(x, box, 16)
+    assert torch.allclose(out[0], x[0, :, 4:20, 8:24], atol=1e-5)  # a same-size crop is a pure copy
+
+
+def test_crop_boxes_respect_scale_and_ratio():
+    boxes = crop_boxes(4000, 32, 32, (0.08, 1.0), (3 / 4, 4 / 3), torch.Generator().manual_seed(0), "cpu")
+    top, left, h, w = boxes.unbind(1)
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 32).all() and (left + w <= 32).all()
+    area = h * w / 1024
+    assert area.min() >= 0.05 and area.max() <= 1.0
+    assert area.std() > 0.1  # boxes vary per sample
+
+
+@pytest.mark.parametrize("op,factor,ref", [
+    (0, 1.6, lambda x: TF.adjust_brightness(x, 1.6)),
+    (1, 0.4, lambda x: TF.adjust_contrast(x, 0.4)),
+    (2, 0.3, lambda x: TF.adjust_saturation(x, 0.3)),
+    (3, 0.15, lambda x: TF.adjust_hue(x, 0.15)),
+])
+def test_color_jitter_matches_torchvision(op, factor, ref):
+    x = images(4).float() / 255
+    ones, zeros = torch.ones(4), torch.zeros(4)
+    args = [ones, ones, ones, zeros]
+    args[op] = torch.full((4,), factor)
+    assert torch.allclose(color_jitter(x.clone(), *args, [op]), ref(x), atol=1e-5)
+
+
+def test_grayscale_matches_torchvision():
+    x = images(3).float() / 255
+    assert torch.allclose(grayscale(x), TF.rgb_to_grayscale(x), atol=1e-5)
+
+
+def test_probabilities_zero_and_one():
+    x = images(64)
+    gray = ContrastiveAugment(32, (0, 0, 0), (1, 1, 1), scale=(1, 1), ratio=(1, 1), flip_p=0, jitter_p=0, gray_p=1)
+    v = gray(x, 1, torch.Generator().manual_seed(0))
+    assert torch.allclose(v[:, 0], v[:, 1]) and torch.allclose(v[:, 1], v[:, 2])
+    plain = ContrastiveAugment(32, (0, 0, 0), (1, 1, 1), scale=(1, 1), ratio=(1, 1), flip_p=0, jitter_p=0, gray_p=0)
+    assert torch.allclose(plain(x, 1), x.float() / 255, atol=1e-5)
+
+
+def test_eval_transform_normalises():
+    x = torch.full((1, 3, 8, 8), 255, dtype=torch.uint8)
+    assert torch.allclose(EvalTransform(MEAN, STD)(x), torch.full((1, 3, 8, 8), 2.0))

@@ -1,0 +1,27 @@
+"""The contract suite over every registered objective and every built-in backbone."""
+import pytest
+import torch
+
+import ssltk
+from ssltk.testing import check_objective
+
+# keep K small in the suite: the contract does not depend on the number of views
+SMALL_ARGS = {"relational": {"k": 2}}
+BACKBONES = ["conv4", "resnet8", "resnet32", "resnet56", "resnet34", "alexnet", "timm:resnet18"]
+
+
+@pytest.mark.parametrize("objective", ssltk.list_objectives())
+def test_objective_contract_on_conv4(objective):
+    check_objective(objective, "conv4", objective_args=SMALL_ARGS.get(objective))
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("objective", ssltk.list_objectives())
+def test_objective_works_with_every_backbone(objective, backbone):
+    from ssltk.testing import build_pair, make_batch
+
+    bb, obj = build_pair(objective, backbone, objective_args=SMALL_ARGS.get(objective))
+    out = obj(make_batch(obj, batch_size=3), bb)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in bb.parameters())
