@@ -6,13 +6,21 @@ import ssltk
 from ssltk.testing import check_objective
 
 # keep K small in the suite: the contract does not depend on the number of views
-SMALL_ARGS = {"relational": {"k": 2}}
+SMALL_ARGS = {"relational": {"k": 2}, "structured-mi": {"k": 2}}
 BACKBONES = ["conv4", "resnet8", "resnet32", "resnet56", "resnet34", "alexnet", "timm:resnet18"]
+FEATURES = {"resnet34": 512, "alexnet": 4096, "timm:resnet18": 512}
+
+
+def args_for(objective, backbone):
+    args = dict(SMALL_ARGS.get(objective, {}))
+    if objective == "structured-mi":  # S x D must equal the backbone's feature size: 8 entities of F/8 features
+        args["dim"] = FEATURES.get(backbone, 64) // 8
+    return args
 
 
 @pytest.mark.parametrize("objective", ssltk.list_objectives())
 def test_objective_contract_on_conv4(objective):
-    check_objective(objective, "conv4", objective_args=SMALL_ARGS.get(objective))
+    check_objective(objective, "conv4", objective_args=args_for(objective, "conv4"))
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -20,7 +28,7 @@ def test_objective_contract_on_conv4(objective):
 def test_objective_works_with_every_backbone(objective, backbone):
     from ssltk.testing import build_pair, make_batch
 
-    bb, obj = build_pair(objective, backbone, objective_args=SMALL_ARGS.get(objective))
+    bb, obj = build_pair(objective, backbone, objective_args=args_for(objective, backbone))
     out = obj(make_batch(obj, batch_size=3), bb)
     assert torch.isfinite(out.loss)
     out.loss.backward()

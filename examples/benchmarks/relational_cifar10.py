@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import extract_cifar10, record  # noqa: E402
-
-import ssltk  # noqa: E402
+from _common import extract_cifar10, record, reduced_cifar10_fit  # noqa: E402
 
 
 def main() -> None:
@@ -36,14 +34,11 @@ def main() -> None:
     a = p.parse_args()
     root = Path(a.data) if a.data else extract_cifar10()
     out = Path(a.out) if a.out else Path(root).parent / "runs"
-    data_args = dict(root=str(root), size=32, val_size=a.val_size, train_size=a.train_size, split_seed=0,
-                     stats="cifar10")
     rel, rnd, lines = [], [], []
     for seed in a.seeds:
         t0 = time.perf_counter()
-        res = ssltk.fit("relational", a.backbone, "imagefolder", objective_args={"k": a.k}, data_args=data_args,
-                        trainer={"epochs": a.epochs, "batch_size": a.batch, "seed": seed, "progress": False,
-                                 "run_dir": str(out / f"relational-seed{seed}")})
+        res = reduced_cifar10_fit("relational", {"k": a.k}, root, out / f"relational-seed{seed}", seed, a.epochs,
+                                  a.batch, a.backbone, a.train_size, a.val_size)
         dt = time.perf_counter() - t0
         rel.append(res.metrics["linear"]["accuracy"])
         rnd.append(res.metrics["linear_random"]["accuracy"])

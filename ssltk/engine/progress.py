@@ -58,9 +58,20 @@ class TrainProgress:
                                                  epochs=epochs, loss=float("nan"), vps=0.0)
             self._progress.start()
 
-    def update(self, epoch: int, loss: float, views_per_s: float) -> None:
+    @property
+    def live(self) -> bool:
+        """Whether a live bar is shown (only on a terminal)."""
+        return self._progress is not None
+
+    def position(self, epoch: int, steps_per_epoch: int) -> int:
+        """Steps of ``epoch`` already shown, so updates can come every few steps."""
+        if self._progress is None:
+            return 0
+        return int(self._progress.tasks[0].completed) - epoch * steps_per_epoch
+
+    def update(self, epoch: int, loss: float, views_per_s: float, advance: int = 1) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, advance=1, epoch=epoch + 1, loss=loss, vps=views_per_s)
+            self._progress.update(self._task, advance=advance, epoch=epoch + 1, loss=loss, vps=views_per_s)
 
     def epoch_done(self, epoch: int, loss: float, views_per_s: float, seconds: float, extra: str = "") -> None:
         if self.enabled:

@@ -240,10 +240,12 @@ class Trainer:
         self.objective.on_epoch_start(ctx, epoch)
         k = int(self.objective.num_views)
         use_labels = bool(getattr(self.objective, "uses_labels", False))
-        t_epoch, seen, loss_sum = time.perf_counter(), 0, 0.0
-        logs_sum: Dict[str, float] = {}
+        t_epoch, seen = time.perf_counter(), 0
+        # running sums stay on the device: reading them every step would synchronise a GPU each step
+        loss_sum = torch.zeros((), device=self.device)
+        logs_sum: Dict[str, torch.Tensor] = {}
+        last_loss, t_mark, views_mark = float("nan"), t_epoch, 0
         for i in range(self.steps_per_epoch):
-            t0 = time.perf_counter()
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             imgs = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
             views = self.augment(imgs, k, gen)
@@ -254,36 +256,47 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp and self.cuda):
                 out = self._forward(batch)
             loss = out.loss.float()
-            if not torch.isfinite(loss):
-                raise SsltkError(f"loss is {loss.item()} at epoch {epoch + 1}, step {i + 1}; the last checkpoint in "
-                                 f"{self.run_dir / 'checkpoints'} is intact (try a lower --trainer.lr)")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             self.global_step += 1
-            lv = loss.item()
-            loss_sum += lv
             seen += views.shape[0]
-            vps = views.shape[0] / max(time.perf_counter() - t0, 1e-9)
+            loss_sum += loss.detach()
             for key, val in out.logs.items():
-                logs_sum[key] = logs_sum.get(key, 0.0) + float(val.detach().float().item() if hasattr(val, "detach") else val)
-            progress.update(epoch, lv, vps)
-            if cfg.log_every and self.global_step % cfg.log_every == 0:
-                log.write(event="step", epoch=epoch + 1, step=self.global_step, loss=lv, views_per_s=round(vps, 1),
-                          lr=self.optimizer.param_groups[0]["lr"],
-                          **{k_: float(v.detach().float().item()) if hasattr(v, "detach") else v for k_, v in out.logs.items()})
+                val = torch.as_tensor(val, device=self.device).detach().float()
+                logs_sum[key] = logs_sum[key] + val if key in logs_sum else val
+            log_step = bool(cfg.log_every) and self.global_step % cfg.log_every == 0
+            refresh = progress.live and time.perf_counter() - t_mark >= 1.0
+            if log_step or refresh or i + 1 == self.steps_per_epoch:
+                last_loss = loss.item()
+                self._check_finite(last_loss, epoch, i)
+                now = time.perf_counter()
+                vps = (seen - views_mark) / max(now - t_mark, 1e-9)
+                t_mark, views_mark = now, seen
+                if log_step:
+                    log.write(event="step", epoch=epoch + 1, step=self.global_step, loss=last_loss,
+                              views_per_s=round(vps, 1), lr=self.optimizer.param_groups[0]["lr"],
+                              **{k_: float(torch.as_tensor(v).float().item()) for k_, v in out.logs.items()})
+                progress.update(epoch, last_loss, vps, advance=i + 1 - progress.position(epoch, self.steps_per_epoch))
         if self.scheduler is not None:
             self.scheduler.step()
         dt = time.perf_counter() - t_epoch
         n = self.steps_per_epoch
-        means = {k_: v / n for k_, v in logs_sum.items()}
-        log.write(event="epoch", epoch=epoch + 1, step=self.global_step, loss=loss_sum / n,
+        mean_loss = loss_sum.item() / n
+        self._check_finite(mean_loss, epoch, n - 1)
+        means = {k_: v.item() / n for k_, v in logs_sum.items()}
+        log.write(event="epoch", epoch=epoch + 1, step=self.global_step, loss=mean_loss,
                   views_per_s=round(seen / dt, 1), seconds=round(dt, 2), **means)
         extra = "".join(f"  {k_} {v:.3f}" for k_, v in means.items())
-        progress.epoch_done(epoch, loss_sum / n, seen / dt, dt, extra)
+        progress.epoch_done(epoch, mean_loss, seen / dt, dt, extra)
         last = epoch + 1 == cfg.epochs
         if self.rank == 0 and (last or (cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0)):
             self._save(epoch + 1, self.global_step)
+
+    def _check_finite(self, value: float, epoch: int, step: int) -> None:
+        if not math.isfinite(value):
+            raise SsltkError(f"loss is {value} at epoch {epoch + 1}, step {step + 1}; the last checkpoint in "
+                             f"{self.run_dir / 'checkpoints'} is intact (try a lower --trainer.lr)")
 
     # end of training ------------------------------------------------------------------------------------------------
     def _finish(self) -> FitResult:
