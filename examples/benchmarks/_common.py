@@ -34,12 +34,23 @@ def machine() -> str:
     return f"{platform.node() or 'host'} ({cpu}, {dev}), torch {torch.__version__}"
 
 
+def _git_rev() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ssltk", "plugins"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + (" + uncommitted changes" if dirty else "")
+    except OSError:
+        return "?"
+
+
+# read when the script starts, so the record names the code that ran, not the code at the time of writing
+REV = _git_rev()
+
+
 def record(title: str, command: str, lines: list[str]) -> None:
     """Append a dated section with the command and the measured lines to RESULTS.md."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        rev = "?"
+    rev = REV
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [f"\n## {title}", "", f"- date: {stamp}", f"- machine: {machine()}", f"- commit: {rev or '?'}",
             f"- command: `{command}`", ""] + [f"    {line}" for line in lines] + [""]
