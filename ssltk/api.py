@@ -21,13 +21,15 @@ def make_config(objective: Component, backbone: Component = "conv4", data: Compo
                 trainer: Optional[Union[TrainerConfig, Dict[str, Any]]] = None,
                 evaluate: Optional[Union[EvalConfig, Dict[str, Any]]] = None,
                 objective_args: Optional[Dict[str, Any]] = None, backbone_args: Optional[Dict[str, Any]] = None,
-                data_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                data_args: Optional[Dict[str, Any]] = None, augment: Optional[Component] = None,
+                augment_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The resolved run configuration, the same structure ``ssltk fit --print_config`` shows."""
     as_dict = lambda c, cls: dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dataclasses.asdict(cls(**(c or {})))
     return {
         "objective": resolve("objective", objective, objective_args),
         "backbone": resolve("backbone", backbone, backbone_args),
         "data": resolve("dataset", data, data_args),
+        "augment": resolve("augmentation", augment, augment_args) if augment is not None else None,
         "trainer": as_dict(trainer, TrainerConfig),
         "evaluate": as_dict(evaluate, EvalConfig),
     }
@@ -37,7 +39,8 @@ def fit(objective: Optional[Component] = None, backbone: Component = "conv4", da
         trainer: Optional[Union[TrainerConfig, Dict[str, Any]]] = None,
         evaluate: Optional[Union[EvalConfig, Dict[str, Any]]] = None, *,
         objective_args: Optional[Dict[str, Any]] = None, backbone_args: Optional[Dict[str, Any]] = None,
-        data_args: Optional[Dict[str, Any]] = None, resume: Optional[Union[str, Path]] = None,
+        data_args: Optional[Dict[str, Any]] = None, augment: Optional[Component] = None,
+        augment_args: Optional[Dict[str, Any]] = None, resume: Optional[Union[str, Path]] = None,
         config: Optional[Dict[str, Any]] = None) -> FitResult:
     """Train ``objective`` on ``backbone`` over ``data``; each may be a registry name, class, class path or spec.
 
@@ -51,7 +54,8 @@ def fit(objective: Optional[Component] = None, backbone: Component = "conv4", da
     if config is None:
         if objective is None:
             raise SsltkError("fit needs an objective (a registry name such as 'relational', or a class)")
-        config = make_config(objective, backbone, data, trainer, evaluate, objective_args, backbone_args, data_args)
+        config = make_config(objective, backbone, data, trainer, evaluate, objective_args, backbone_args, data_args,
+                             augment, augment_args)
     return Trainer(config).fit()
 
 

@@ -19,10 +19,18 @@ def ssltk_register_backbones(register):
 
 @hookimpl
 def ssltk_register_datasets(register):
-    from .data.datasets import Cifar10, Digits, ImageFolder
+    from .data.datasets import (STL10, SVHN, Cifar10, Cifar10Imbalanced, Cifar100, Cifar100Coarse, Digits,
+                                ImageFolder, SlimageNet, TinyImageNet)
 
     register("digits", Digits)
     register("cifar10", Cifar10)
+    register("cifar100", Cifar100)
+    register("cifar100-20", Cifar100Coarse)
+    register("cifar10-imbalanced", Cifar10Imbalanced)
+    register("svhn", SVHN)
+    register("stl10", STL10)
+    register("tiny-imagenet", TinyImageNet)
+    register("slimagenet", SlimageNet)
     register("imagefolder", ImageFolder)
 
 
@@ -39,3 +47,16 @@ def ssltk_register_evaluators(register):
     from .eval.linear import LinearEval
 
     register("linear", LinearEval)
+
+
+@hookimpl
+def ssltk_register_augmentations(register):
+    from .data.recipes import (AffineCutoutAugment, ContrastiveAugment, CropFlipAugment, PerImageContrastive,
+                               RotationAugment, SelaAugment)
+
+    register("contrastive", ContrastiveAugment)
+    register("sela", SelaAugment)
+    register("crop-flip", CropFlipAugment)
+    register("rotation", RotationAugment)
+    register("affine-cutout", AffineCutoutAugment)
+    register("per-image-contrastive", PerImageContrastive)

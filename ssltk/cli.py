@@ -25,11 +25,11 @@ from . import __version__
 from .errors import SsltkError
 
 # option -> registry kind, for the options that choose a class
-_CHOOSERS = {"--objective": "objective", "--backbone": "backbone", "--data": "dataset"}
-_CONFIG_KEYS = {"objective": "objective", "backbone": "backbone", "data": "dataset"}
+_CHOOSERS = {"--objective": "objective", "--backbone": "backbone", "--data": "dataset", "--augment": "augmentation"}
+_CONFIG_KEYS = {"objective": "objective", "backbone": "backbone", "data": "dataset", "augment": "augmentation"}
 _PRESET = Path(__file__).parent / "presets" / "quickstart.yaml"
 LIST_KINDS = {"objectives": "objective", "backbones": "backbone", "datasets": "dataset", "evaluators": "evaluator",
-              "heads": "head"}
+              "heads": "head", "augmentations": "augmentation"}
 
 
 # name mapping ----------------------------------------------------------------------------------------------------------
@@ -94,6 +94,7 @@ def _fit_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     from .data.base import DataSource
+    from .data.recipes import Augmentation
     from .engine.trainer import EvalConfig, TrainerConfig
     from .interfaces import Backbone, Objective
 
@@ -103,6 +104,8 @@ def _fit_parser():
                              help="objective: a registry name (see `ssltk list objectives`) or class path")
     p.add_subclass_arguments(Backbone, "backbone", help="backbone: conv4, resnet32, timm:NAME, ... or a class path")
     p.add_subclass_arguments(DataSource, "data", help="dataset: digits (default), cifar10, imagefolder, ...")
+    p.add_subclass_arguments(Augmentation, "augment", required=False,
+                             help="augmentation recipe overriding the objective's (see `ssltk list augmentations`)")
     p.add_class_arguments(TrainerConfig, "trainer")
     p.add_class_arguments(EvalConfig, "evaluate")
     p.add_argument("--resume", type=Optional[str], default=None, help="continue the run in this directory")

@@ -37,5 +37,10 @@ def ssltk_register_datasets(register):
 
 
 @hookspec
+def ssltk_register_augmentations(register):
+    """Register augmentation recipes: ``register("name", AugmentationSubclass)``."""
+
+
+@hookspec
 def ssltk_add_subcommands(register):
     """Add CLI subcommands: ``register("name", main)`` where ``main(argv: list[str]) -> int``, with a docstring."""

@@ -115,9 +115,9 @@ class Objective(nn.Module):
 
     def augmentation(self, spec: DataSpec) -> Callable[..., Tensor]:
         """The batched augmentation that makes each view; by default the relational/SimCLR recipe."""
-        from .data.augment import ContrastiveAugment
+        from .data.recipes import ContrastiveAugment
 
-        return ContrastiveAugment(size=spec.image_size, mean=spec.mean, std=spec.std)
+        return ContrastiveAugment().configure(spec)
 
     def forward(self, batch: ViewBatch, backbone: Backbone) -> ObjectiveOutput:  # pragma: no cover
         raise NotImplementedError

@@ -27,6 +27,7 @@ _HOOKS = {
     "ssltk_register_heads": "head",
     "ssltk_register_evaluators": "evaluator",
     "ssltk_register_datasets": "dataset",
+    "ssltk_register_augmentations": "augmentation",
     "ssltk_add_subcommands": "subcommand",
 }
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .registry import Registry
+from .data.recipes import Augmentation
 from .interfaces import Backbone, Evaluator, Head, Objective
 
 OBJECTIVES: Registry = Registry("objective", Objective)
@@ -9,6 +10,7 @@ BACKBONES: Registry = Registry("backbone", Backbone)
 HEADS: Registry = Registry("head", Head)
 EVALUATORS: Registry = Registry("evaluator", Evaluator)
 DATASETS: Registry = Registry("dataset")
+AUGMENTATIONS: Registry = Registry("augmentation", Augmentation)
 SUBCOMMANDS: Registry = Registry("subcommand")
 
 ALL_REGISTRIES = {
@@ -17,6 +19,7 @@ ALL_REGISTRIES = {
     "head": HEADS,
     "evaluator": EVALUATORS,
     "dataset": DATASETS,
+    "augmentation": AUGMENTATIONS,
 }
 
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from ssltk.data.augment import (ContrastiveAugment, EvalTransform, color_jitter, crop_boxes, grayscale,
-                                resized_crop)
+from ssltk.data.augment import EvalTransform, color_jitter, crop_boxes, grayscale, resized_crop
+from ssltk.data.recipes import ContrastiveAugment
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 

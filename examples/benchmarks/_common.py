@@ -63,7 +63,7 @@ def record(title: str, command: str, lines: list[str]) -> None:
 
 def reduced_cifar10_fit(objective: str, objective_args: dict, root: Path, run_dir: Path, seed: int = 0,
                         epochs: int = 20, batch: int = 64, backbone: str = "conv4", train_size: int = 10000,
-                        val_size: int = 10000, random_baseline: bool = True):
+                        val_size: int = 10000, random_baseline: bool = True, augment: str | None = None):
     """The reduced CIFAR-10 protocol of the issues: a fixed 10,000-image training subset, a disjoint 10,000-image
     validation split (split seed 0), linear evaluation (Adam 1e-3, 100 epochs, batch 128) on the validation split."""
     import ssltk
@@ -71,6 +71,7 @@ def reduced_cifar10_fit(objective: str, objective_args: dict, root: Path, run_di
     data_args = dict(root=str(root), size=32, val_size=val_size, train_size=train_size, split_seed=0,
                      stats="cifar10")
     return ssltk.fit(objective, backbone, "imagefolder", objective_args=objective_args, data_args=data_args,
+                     augment=augment,
                      trainer={"epochs": epochs, "batch_size": batch, "seed": seed, "progress": False,
                               "run_dir": str(run_dir)},
                      evaluate={"random_baseline": random_baseline})

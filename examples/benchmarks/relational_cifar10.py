@@ -5,7 +5,7 @@ training images in ../shared/datasets; linear evaluation (frozen backbone, Adam 
 on those 10,000 images and tested on 10,000 other training images held out as validation. The random-weights
 baseline is the same Conv-4 at its initial weights, evaluated by the same protocol.
 
-    python examples/benchmarks/relational_cifar10.py [--epochs 20] [--k 4] [--seeds 0] [--record]
+    python examples/benchmarks/relational_cifar10.py [--epochs 20] [--k 4] [--seeds 0] [--augment NAME] [--record]
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def main() -> None:
     p.add_argument("--train-size", type=int, default=10000)
     p.add_argument("--val-size", type=int, default=10000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--augment", default=None,
+                   help="augmentation recipe, e.g. per-image-contrastive for the papers' per-image pipeline")
     p.add_argument("--data", default=None, help="an extracted train/ folder; extracted to a temp dir otherwise")
     p.add_argument("--out", default=None, help="run directories go here (a temp dir otherwise)")
     p.add_argument("--record", action="store_true", help="append the figures to RESULTS.md")
@@ -38,7 +40,7 @@ def main() -> None:
     for seed in a.seeds:
         t0 = time.perf_counter()
         res = reduced_cifar10_fit("relational", {"k": a.k}, root, out / f"relational-seed{seed}", seed, a.epochs,
-                                  a.batch, a.backbone, a.train_size, a.val_size)
+                                  a.batch, a.backbone, a.train_size, a.val_size, augment=a.augment)
         dt = time.perf_counter() - t0
         rel.append(res.metrics["linear"]["accuracy"])
         rnd.append(res.metrics["linear_random"]["accuracy"])
@@ -53,8 +55,9 @@ def main() -> None:
         print(lines[-1])
     if a.record:
         cmd = "python examples/benchmarks/relational_cifar10.py " + " ".join(sys.argv[1:])
+        recipe = f", augmentation {a.augment}" if a.augment else ""
         record(f"Relational vs random weights, {a.backbone}, CIFAR-10 {a.train_size} train / {a.val_size} val, "
-               f"K={a.k}, {a.epochs} epochs", cmd, lines)
+               f"K={a.k}, {a.epochs} epochs{recipe}", cmd, lines)
 
 
 if __name__ == "__main__":

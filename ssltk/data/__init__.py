@@ -1,5 +1,6 @@
 """Datasets held as uint8 tensors, splits, batching, and batched on-device augmentation."""
 from .base import DataSource, ImageSet
-from .augment import ContrastiveAugment, EvalTransform
+from .augment import EvalTransform
+from .recipes import Augmentation, ContrastiveAugment
 
-__all__ = ["DataSource", "ImageSet", "ContrastiveAugment", "EvalTransform"]
+__all__ = ["Augmentation", "DataSource", "ImageSet", "ContrastiveAugment", "EvalTransform"]

@@ -1,4 +1,4 @@
-"""Batched augmentation on the device, with per-sample random parameters.
+"""Batched augmentation primitives on the device, with per-sample random parameters (recipes: ``recipes.py``).
 
 The papers' code builds each view with a separate PIL call in DataLoader workers (paper 000, appendix D.1). Here all
 K views of a batch are made with a handful of tensor operations: one ``grid_sample`` for every crop and flip, and
@@ -85,6 +85,14 @@ def resized_crop(x: Tensor, boxes: Tensor, size: int, flip: Optional[Tensor] = N
     theta[:, 0, 0], theta[:, 0, 2] = sx, cx
     theta[:, 1, 1], theta[:, 1, 2] = sy, cy
     grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
+    # clamp to the centres of the box's edge pixels: bilinear resizing of the cropped image (torchvision) never
+    # reads pixels outside the box, so the batched op matches it at the borders too, not only inside
+    lo_x = ((left + 0.5) / width * 2 - 1).view(-1, 1, 1)
+    hi_x = ((left + w - 0.5) / width * 2 - 1).view(-1, 1, 1)
+    lo_y = ((top + 0.5) / height * 2 - 1).view(-1, 1, 1)
+    hi_y = ((top + h - 0.5) / height * 2 - 1).view(-1, 1, 1)
+    grid = torch.stack([torch.maximum(torch.minimum(grid[..., 0], hi_x), lo_x),
+                        torch.maximum(torch.minimum(grid[..., 1], hi_y), lo_y)], -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -136,46 +144,6 @@ def color_jitter(x: Tensor, brightness: Tensor, contrast: Tensor, saturation: Te
     return x
 
 
-class ContrastiveAugment:
-    """The relational / SimCLR augmentation recipe for K views, batched with per-sample parameters.
-
-    Calling it on uint8 images (B, C, H, W) returns float views (K*B, C, size, size), view-major, normalised with
-    ``mean`` and ``std``. Passing a ``torch.Generator`` makes the views reproducible.
-    """
-
-    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float], scale: Tuple[float, float] = (0.08, 1.0),
-                 ratio: Tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5,
-                 jitter: Tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2), jitter_p: float = 0.8,
-                 gray_p: float = 0.2):
-        self.size, self.mean, self.std = size, tuple(mean), tuple(std)
-        self.scale, self.ratio, self.flip_p = tuple(scale), tuple(ratio), flip_p
-        self.jitter, self.jitter_p, self.gray_p = tuple(jitter), jitter_p, gray_p
-
-    def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
-        dev = images.device
-        x = to_float(images)
-        b, c, h, w = x.shape
-        x = x.repeat(num_views, 1, 1, 1)
-        n = x.shape[0]
-        boxes = crop_boxes(n, h, w, self.scale, self.ratio, generator, dev)
-        flip = torch.rand(n, generator=generator, device=dev) < self.flip_p
-        x = resized_crop(x, boxes, self.size, flip)
-        if self.jitter_p > 0 and any(self.jitter):
-            mask = torch.rand(n, generator=generator, device=dev) < self.jitter_p
-            idx = mask.nonzero().squeeze(1)
-            if idx.numel():
-                m = idx.numel()
-                bj, cj, sj, hj = self.jitter
-                factors = [_uniform(m, max(0.0, 1 - v), 1 + v, generator, dev) for v in (bj, cj, sj)]
-                hue = _uniform(m, -hj, hj, generator, dev)
-                order = torch.randperm(4, generator=generator, device=dev).tolist()
-                x[idx] = color_jitter(x[idx], *factors, hue, order)
-        if self.gray_p > 0 and c == 3:
-            gmask = (torch.rand(n, generator=generator, device=dev) < self.gray_p).view(-1, 1, 1, 1)
-            x = torch.where(gmask, grayscale(x).expand(-1, 3, -1, -1), x)
-        return normalize(x, self.mean, self.std)
-
-
 class EvalTransform:
     """Evaluation-time transform: no augmentation, resize if needed, then normalise (the linear protocol)."""
 
@@ -187,3 +155,47 @@ class EvalTransform:
         if self.size is not None and x.shape[-1] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         return normalize(x, self.mean, self.std)
+
+
+def affine_matrices(angle: Tensor, translate: Tensor, scale: Tensor, shear: Tensor) -> Tensor:
+    """Per-sample inverse affine matrices (N, 2, 3) in pixel units about the image centre, exactly as torchvision's
+    ``_get_inverse_affine_matrix`` with centre (0, 0): angle and shear (x, y) in degrees, translate (x, y) in px."""
+    rot = torch.deg2rad(angle)
+    sx, sy = torch.deg2rad(shear[:, 0]), torch.deg2rad(shear[:, 1])
+    a = torch.cos(rot - sy) / torch.cos(sy)
+    b = -torch.cos(rot - sy) * torch.tan(sx) / torch.cos(sy) - torch.sin(rot)
+    c = torch.sin(rot - sy) / torch.cos(sy)
+    d = -torch.sin(rot - sy) * torch.tan(sx) / torch.cos(sy) + torch.cos(rot)
+    m = torch.stack([d, -b, torch.zeros_like(a), -c, a, torch.zeros_like(a)], 1) / scale[:, None]
+    tx, ty = translate[:, 0], translate[:, 1]
+    m[:, 2] = m[:, 0] * -tx + m[:, 1] * -ty
+    m[:, 5] = m[:, 3] * -tx + m[:, 4] * -ty
+    return m.view(-1, 2, 3)
+
+
+def affine(x: Tensor, matrices: Tensor) -> Tensor:
+    """Apply inverse affine matrices (N, 2, 3) (pixel units, centred) with bilinear sampling and zero fill, the
+    same sampling torchvision's tensor ``affine`` performs, for the whole batch in one ``grid_sample``."""
+    n, c, h, w = x.shape
+    theta = matrices.clone().to(x.dtype)
+    theta[:, 0, 1] *= h / w
+    theta[:, 1, 0] *= w / h
+    theta[:, 0, 2] *= 2.0 / w
+    theta[:, 1, 2] *= 2.0 / h
+    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def cutout(x: Tensor, size: int, apply: Tensor, g: Optional[torch.Generator], value: float = 0.0) -> Tensor:
+    """Cutout (DeVries & Taylor 2017): a ``size`` x ``size`` square, centred uniformly on the image and clipped at
+    its borders, set to ``value`` where ``apply`` is true."""
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n,), generator=g, device=x.device)
+    cx = torch.randint(0, w, (n,), generator=g, device=x.device)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    top = cy.view(-1, 1, 1) - size // 2
+    left = cx.view(-1, 1, 1) - size // 2
+    inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
+    mask = (inside & apply.view(-1, 1, 1)).unsqueeze(1)
+    return x.masked_fill(mask, value)

@@ -136,3 +136,205 @@ class ImageFolder(DataSource):
             test = decode_folder(tpaths, tlabels, classes, self.size, self.workers, self.skip_corrupt)
         self.mean, self.std = resolve_stats(self.stats, train.images)
         return train, test
+
+
+class Cifar100(Cifar10):
+    """CIFAR-100 from the official ``cifar-100-python`` folder (``train`` and ``test`` pickles), 100 fine classes."""
+
+    folder = "cifar-100-python"
+    train_files = ["train"]
+    test_files = ["test"]
+    label_key = "fine_labels"
+    stats_name = "cifar100"
+
+
+class Cifar100Coarse(Cifar100):
+    """CIFAR-100-20: CIFAR-100 images with the 20 coarse super-class labels (the "grain" protocol of paper 002)."""
+
+    label_key = "coarse_labels"
+
+
+class SVHN(DataSource):
+    """SVHN from the official ``train_32x32.mat`` / ``test_32x32.mat`` files (label 10 is the digit 0)."""
+
+    def __init__(self, root: str = "data", val_size: Union[int, float] = 0, train_size: Optional[int] = None,
+                 split_seed: int = 0, download: bool = False, stats: str = "computed"):
+        super().__init__(val_size=val_size, train_size=train_size, split_seed=split_seed)
+        self.root, self.download, self.stats = Path(root).expanduser(), download, stats
+
+    def _read(self, name: str) -> ImageSet:
+        from scipy.io import loadmat
+
+        path = self.root / name
+        try:
+            mat = loadmat(str(path))
+        except Exception as exc:
+            raise SsltkError(f"cannot read SVHN file {path}: {exc}") from None
+        x = torch.from_numpy(np.ascontiguousarray(mat["X"].transpose(3, 2, 0, 1))).to(torch.uint8)
+        y = torch.from_numpy(mat["y"].astype(np.int64).reshape(-1)) % 10
+        return ImageSet(x, y, [str(i) for i in range(10)])
+
+    def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
+        if not (self.root / "train_32x32.mat").is_file():
+            if self.download:
+                import torchvision
+
+                try:
+                    torchvision.datasets.SVHN(str(self.root), split="train", download=True)
+                    torchvision.datasets.SVHN(str(self.root), split="test", download=True)
+                except Exception as exc:
+                    raise SsltkError(f"download of SVHN into {self.root} failed: {exc}") from None
+            else:
+                raise SsltkError(f"svhn files not found: expected {self.root}/train_32x32.mat and test_32x32.mat "
+                                 "(the official format); set --data.root or pass --data.download true")
+        train = self._read("train_32x32.mat")
+        test = self._read("test_32x32.mat") if (self.root / "test_32x32.mat").is_file() else None
+        self.mean, self.std = resolve_stats(self.stats, train.images)
+        return train, test
+
+
+class STL10(DataSource):
+    """STL-10 at 96 px from the official ``stl10_binary`` folder.
+
+    ``split`` chooses what self-supervised training sees: ``unlabeled`` (100,000 images, the default, as in paper
+    002's STL-10 experiments), ``train`` (5,000 labelled) or ``train+unlabeled``. Evaluation always trains on the
+    labelled ``train`` split and tests on ``test``.
+    """
+
+    mean = (0.5, 0.5, 0.5)
+    std = (0.5, 0.5, 0.5)
+
+    def __init__(self, root: str = "data", split: str = "unlabeled", download: bool = False):
+        super().__init__()
+        if split not in ("unlabeled", "train", "train+unlabeled"):
+            raise SsltkError(f"unknown stl10 split {split!r}; use unlabeled, train or train+unlabeled")
+        self.root, self.split, self.download = Path(root).expanduser(), split, download
+
+    def _dir(self) -> Path:
+        for cand in (self.root, self.root / "stl10_binary"):
+            if (cand / "train_X.bin").is_file():
+                return cand
+        if self.download:
+            import torchvision
+
+            try:
+                torchvision.datasets.STL10(str(self.root), split="train", download=True)
+            except Exception as exc:
+                raise SsltkError(f"download of STL-10 into {self.root} failed: {exc}") from None
+            return self.root / "stl10_binary"
+        raise SsltkError(f"stl10 files not found: expected {self.root}/stl10_binary/{{train_X.bin,train_y.bin,"
+                         "test_X.bin,test_y.bin,unlabeled_X.bin}}; set --data.root or pass --data.download true")
+
+    @staticmethod
+    def _images(path: Path) -> torch.Tensor:
+        raw = np.fromfile(path, dtype=np.uint8)
+        # the binary format stores each image column-major: (N, C, W, H)
+        return torch.from_numpy(raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2).copy())
+
+    def _labelled(self, folder: Path, split: str) -> ImageSet:
+        y = torch.from_numpy(np.fromfile(folder / f"{split}_y.bin", dtype=np.uint8).astype(np.int64)) - 1
+        return ImageSet(self._images(folder / f"{split}_X.bin"), y)
+
+    def _splits(self):
+        if self._cache is None:
+            folder = self._dir()
+            train, test = self._labelled(folder, "train"), self._labelled(folder, "test")
+            if self.split == "train":
+                ssl = train
+            else:
+                unl = self._images(folder / "unlabeled_X.bin")
+                ssl = ImageSet(unl, torch.full((len(unl),), -1, dtype=torch.long))
+                if self.split == "train+unlabeled":
+                    ssl = ImageSet(torch.cat([train.images, unl]), torch.cat([train.labels, ssl.labels]))
+            self._cache = (ssl, None, test)
+            self._eval_train = train
+        return self._cache
+
+    def eval_pair(self, split: str = "auto"):
+        _, _, test = self._splits()
+        if split not in ("auto", "test"):
+            raise SsltkError("stl10 evaluates on its official test split; use split auto or test")
+        return self._eval_train, test, "test"
+
+    @property
+    def num_classes(self) -> int:
+        return 10
+
+
+class TinyImageNet(DataSource):
+    """tiny-ImageNet from the ``tiny-imagenet-200`` folder: ``wnids.txt``, ``train/<wnid>/images/*.JPEG`` and
+    ``val/images`` labelled by ``val/val_annotations.txt`` (the official validation set is the test split)."""
+
+    mean = (0.5, 0.5, 0.5)
+    std = (0.25, 0.25, 0.25)
+
+    def __init__(self, root: str = "data", val_size: Union[int, float] = 0, train_size: Optional[int] = None,
+                 split_seed: int = 0, workers: int = 2):
+        super().__init__(val_size=val_size, train_size=train_size, split_seed=split_seed)
+        self.root, self.workers = Path(root).expanduser(), workers
+
+    def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
+        base = next((c for c in (self.root, self.root / "tiny-imagenet-200") if (c / "wnids.txt").is_file()), None)
+        if base is None:
+            raise SsltkError(f"tiny-imagenet not found: expected {self.root}/tiny-imagenet-200/{{wnids.txt,"
+                             "train/<wnid>/images/,val/images/,val/val_annotations.txt}}")
+        wnids = base.joinpath("wnids.txt").read_text().split()
+        paths, labels = [], []
+        for i, w in enumerate(wnids):
+            for p in sorted((base / "train" / w / "images").glob("*")):
+                paths.append(p)
+                labels.append(i)
+        train = decode_folder(paths, labels, wnids, 64, self.workers, False)
+        test = None
+        ann = base / "val" / "val_annotations.txt"
+        if ann.is_file():
+            index = {w: i for i, w in enumerate(wnids)}
+            rows = [ln.split("\t") for ln in ann.read_text().splitlines() if ln.strip()]
+            vpaths = [base / "val" / "images" / r[0] for r in rows]
+            test = decode_folder(vpaths, [index[r[1]] for r in rows], wnids, 64, self.workers, False)
+        return train, test
+
+
+class SlimageNet(ImageFolder):
+    """SlimageNet64 (64x64, 1,000 classes) in a folder layout: ``root/train/<class>/*`` with optional
+    ``root/test/<class>/*`` or ``root/val/<class>/*``; normalised with mean 0.5, std 0.25 (paper 000, A.1)."""
+
+    def __init__(self, root: str = "data", val_size: Union[int, float] = 0, train_size: Optional[int] = None,
+                 split_seed: int = 0, workers: int = 2):
+        super().__init__(root=root, size=64, val_size=val_size, train_size=train_size, split_seed=split_seed,
+                         stats="slimagenet", workers=workers)
+
+
+class Cifar10Imbalanced(Cifar10):
+    """CIFAR-10 with the training-set imbalance of SeLa (paper 004, section 4.5).
+
+    ``imbalance``: ``light`` removes 50% of the images of one class (``light_class``, default 0); ``heavy`` removes
+    10%, 20%, ..., 90% of classes 1 to 9 and keeps class 0 whole; ``none`` keeps everything. The removal is seeded by
+    ``split_seed``; the test set stays balanced.
+    """
+
+    def __init__(self, root: str = "data", imbalance: str = "light", light_class: int = 0,
+                 val_size: Union[int, float] = 0, train_size: Optional[int] = None, split_seed: int = 0,
+                 download: bool = False):
+        super().__init__(root=root, val_size=val_size, train_size=train_size, split_seed=split_seed,
+                         download=download)
+        if imbalance not in ("none", "light", "heavy"):
+            raise SsltkError(f"unknown imbalance {imbalance!r}; use none, light or heavy")
+        self.imbalance, self.light_class = imbalance, light_class
+
+    def removal_fractions(self) -> List[float]:
+        if self.imbalance == "light":
+            return [0.5 if c == self.light_class else 0.0 for c in range(10)]
+        if self.imbalance == "heavy":
+            return [c / 10 for c in range(10)]
+        return [0.0] * 10
+
+    def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
+        train, test = super().load_splits()
+        g = torch.Generator().manual_seed(self.split_seed + 1)
+        keep = torch.ones(len(train), dtype=torch.bool)
+        for c, frac in enumerate(self.removal_fractions()):
+            idx = (train.labels == c).nonzero().squeeze(1)
+            drop = idx[torch.randperm(len(idx), generator=g)[: int(round(frac * len(idx)))]]
+            keep[drop] = False
+        return train.subset(keep.nonzero().squeeze(1)), test

@@ -146,7 +146,10 @@ class Trainer:
             self.backbone.to(memory_format=torch.channels_last)
         self.step_module = TrainStep(self.backbone, self.objective)
         self._forward = torch.compile(self.step_module) if cfg.compile else self.step_module
-        self.augment = self.objective.augmentation(self.spec)
+        if self.config.get("augment"):  # a recipe chosen by the user overrides the objective's own
+            self.augment = build(self.config["augment"]).configure(self.spec)
+        else:
+            self.augment = self.objective.augmentation(self.spec)
         self.images = train.images.to(self.device) if cfg.data_on_device else train.images
         self.labels = train.labels.to(self.device)
         n_local = len(train) // self.world_size

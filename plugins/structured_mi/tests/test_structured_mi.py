@@ -126,3 +126,15 @@ def test_interpret_subcommand_on_a_run(tmp_path):
     saved = load_file(str(run / "interpret" / "masks.safetensors"))
     assert saved["masks"].shape == (3, 8, 32, 32) and saved["images"].shape == (3, 3, 32, 32)
     assert (run / "interpret" / "masks.png").is_file()
+
+
+def test_edge_projection_equals_the_concatenation():
+    from ssltk_structured_mi.mpnn import NRIMLP, complete_graph
+
+    torch.manual_seed(0)
+    mlp = NRIMLP(3 * 6, 10, 5).eval()
+    nodes, send_recv = torch.randn(2, 4, 6), complete_graph(4)
+    extra = torch.randn(2, 12, 6)
+    send, recv = send_recv
+    concat = mlp(torch.cat([nodes[:, send], nodes[:, recv], extra], -1))
+    assert torch.allclose(mlp.forward_edges(nodes, send, recv, extra), concat, atol=1e-5)

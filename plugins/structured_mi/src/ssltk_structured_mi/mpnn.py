@@ -13,7 +13,7 @@ Each MLP is fc -> ELU -> dropout -> fc -> ELU -> BatchNorm, as in the NRI code
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -32,10 +32,24 @@ class NRIMLP(nn.Module):
             nn.init.xavier_normal_(fc.weight)
             nn.init.constant_(fc.bias, 0.1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        shape = x.shape
-        x = F.elu(self.fc2(self.dropout(F.elu(self.fc1(x.reshape(-1, shape[-1]))))))
+    def _tail(self, pre: Tensor) -> Tensor:
+        shape = pre.shape
+        x = F.elu(self.fc2(self.dropout(F.elu(pre.reshape(-1, shape[-1])))))
         return self.bn(x).reshape(*shape[:-1], -1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._tail(self.fc1(x))
+
+    def forward_edges(self, nodes: Tensor, send: Tensor, recv: Tensor, extra: Optional[Tensor] = None) -> Tensor:
+        """``forward(cat([nodes[:, send], nodes[:, recv], extra], -1))`` without building the concatenation: the
+        first layer is linear, so it is applied to the S nodes once and its results gathered for the S(S-1) edges,
+        which cuts the cost of that layer by a factor of about S - 1."""
+        h = nodes.shape[-1]
+        w = self.fc1.weight
+        pre = (nodes @ w[:, :h].T)[:, send] + (nodes @ w[:, h : 2 * h].T)[:, recv] + self.fc1.bias
+        if extra is not None:
+            pre = pre + extra @ w[:, 2 * h :].T
+        return self._tail(pre)
 
 
 def complete_graph(s: int, device=None) -> Tuple[Tensor, Tensor]:
@@ -62,10 +76,10 @@ class MPNN(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         b, s, _ = z.shape
         h = self.emb(z)  # (B, S, H)
-        e1 = self.edge1(torch.cat([h[:, self.send], h[:, self.recv]], -1))  # (B, E, H)
+        e1 = self.edge1.forward_edges(h, self.send, self.recv)  # (B, E, H)
         incoming = torch.zeros_like(h).index_add_(1, self.recv, e1) / s
         h2 = self.node1(incoming)
-        e2 = self.edge2(torch.cat([h2[:, self.send], h2[:, self.recv], e1], -1))
+        e2 = self.edge2.forward_edges(h2, self.send, self.recv, e1)
         logits = self.out(e2)  # (B, E, K)
         full = logits.new_zeros(b, s, s, self.k)
         full[:, self.send, self.recv] = logits

@@ -1,0 +1,210 @@
+"""Augmentation recipes of the papers, each a batched on-device augmentation with per-sample random parameters.
+
+A recipe is called on uint8 images (B, C, H, W) and returns K views (K*B, C, S, S), view-major and normalised.
+Recipes are registry entries (``ssltk list augmentations``); an objective picks its default, and ``--augment NAME
+--augment.OPTION value`` (or ``augment:`` in a config file) overrides it. Size, mean and std left unset come from the
+dataset (:meth:`Augmentation.configure`).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from ..interfaces import DataSpec
+from .augment import (affine, affine_matrices, color_jitter, crop_boxes, cutout, grayscale, normalize,
+                      resized_crop, to_float, _uniform)
+
+
+class Augmentation:
+    """Base class of recipes: ``configure(spec)`` fills size/mean/std from the data, ``__call__`` makes views."""
+
+    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None):
+        self.size = size
+        self.mean = tuple(mean) if mean is not None else None
+        self.std = tuple(std) if std is not None else None
+
+    def configure(self, spec: DataSpec) -> "Augmentation":
+        self.size = self.size or spec.image_size
+        self.mean = self.mean or tuple(spec.mean)
+        self.std = self.std or tuple(spec.std)
+        return self
+
+    def _check(self) -> None:
+        if self.size is None or self.mean is None or self.std is None:
+            raise RuntimeError(f"{type(self).__name__} needs size, mean and std: call configure(spec) first")
+
+    def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
+        raise NotImplementedError
+
+
+class ContrastiveAugment(Augmentation):
+    """The relational / SimCLR recipe (paper 002, section 4; 000, A.3): RandomResizedCrop(scale 0.08-1, ratio
+    3/4-4/3, bilinear) -> HFlip 0.5 -> ColorJitter(0.8, 0.8, 0.8, 0.2) with p 0.8 -> Grayscale p 0.2 -> normalise.
+
+    Each view of each image has its own crop box, flip, jitter factors and grayscale draw; the order of the four
+    jitter operations is drawn once per call (torchvision draws it per image)."""
+
+    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, scale: Tuple[float, float] = (0.08, 1.0),
+                 ratio: Tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5,
+                 jitter: Tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2), jitter_p: float = 0.8,
+                 gray_p: float = 0.2):
+        super().__init__(size, mean, std)
+        self.scale, self.ratio, self.flip_p = tuple(scale), tuple(ratio), flip_p
+        self.jitter, self.jitter_p, self.gray_p = tuple(jitter), jitter_p, gray_p
+
+    def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
+        self._check()
+        dev, g = images.device, generator
+        x = to_float(images)
+        _, c, h, w = x.shape
+        x = x.repeat(num_views, 1, 1, 1)
+        n = x.shape[0]
+        boxes = crop_boxes(n, h, w, self.scale, self.ratio, g, dev)
+        flip = torch.rand(n, generator=g, device=dev) < self.flip_p
+        x = resized_crop(x, boxes, self.size, flip)
+        if self.jitter_p > 0 and any(self.jitter):
+            idx = (torch.rand(n, generator=g, device=dev) < self.jitter_p).nonzero().squeeze(1)
+            if idx.numel():
+                m = idx.numel()
+                bj, cj, sj, hj = self.jitter
+                factors = [_uniform(m, max(0.0, 1 - v), 1 + v, g, dev) for v in (bj, cj, sj)]
+                hue = _uniform(m, -hj, hj, g, dev)
+                order = torch.randperm(4, generator=g, device=dev).tolist()
+                x[idx] = color_jitter(x[idx], *factors, hue, order)
+        if self.gray_p > 0 and c == 3:
+            gmask = (torch.rand(n, generator=g, device=dev) < self.gray_p).view(-1, 1, 1, 1)
+            x = torch.where(gmask, grayscale(x).expand(-1, 3, -1, -1), x)
+        return normalize(x, self.mean, self.std)
+
+
+class SelaAugment(ContrastiveAugment):
+    """SeLa's CIFAR/SVHN recipe (paper 004, appendix A.1, after Huang et al. 2019): RandomResizedCrop(scale
+    0.2-1) -> ColorJitter(0.4, 0.4, 0.4, 0.4) always -> Grayscale p 0.2 -> HFlip 0.5 -> normalise."""
+
+    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, scale: Tuple[float, float] = (0.2, 1.0),
+                 jitter: Tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.4), jitter_p: float = 1.0,
+                 gray_p: float = 0.2, flip_p: float = 0.5):
+        super().__init__(size, mean, std, scale=scale, flip_p=flip_p, jitter=jitter, jitter_p=jitter_p,
+                         gray_p=gray_p)
+
+
+class CropFlipAugment(Augmentation):
+    """The supervised baseline's recipe (paper 000, A.5): RandomCrop(size, padding 4, zero fill) -> HFlip 0.5 ->
+    normalise. Integer shifts make the batched crop an exact copy of torchvision's."""
+
+    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, padding: int = 4, flip_p: float = 0.5):
+        super().__init__(size, mean, std)
+        self.padding, self.flip_p = padding, flip_p
+
+    def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
+        self._check()
+        dev, g, p = images.device, generator, self.padding
+        x = torch.nn.functional.pad(to_float(images), (p, p, p, p)).repeat(num_views, 1, 1, 1)
+        n, _, hp, wp = x.shape
+        s = self.size
+        top = torch.randint(0, hp - s + 1, (n,), generator=g, device=dev).float()
+        left = torch.randint(0, wp - s + 1, (n,), generator=g, device=dev).float()
+        side = torch.full((n,), float(s), device=dev)
+        flip = torch.rand(n, generator=g, device=dev) < self.flip_p
+        x = resized_crop(x, torch.stack([top, left, side, side], 1), s, flip)
+        return normalize(x, self.mean, self.std)
+
+
+class RotationAugment(Augmentation):
+    """RotationNet's views (Gidaris et al. 2018; paper 000, A.5): view k is rotated by (k mod 4) * 90 degrees, so
+    K = 4 gives the 0/90/180/270 expansion and the rotation label of a view is its index mod 4. With
+    ``base: crop_flip`` each view is first cropped with padding and flipped."""
+
+    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, base: str = "none"):
+        super().__init__(size, mean, std)
+        if base not in ("none", "crop_flip"):
+            raise ValueError(f"unknown rotation base {base!r}; use none or crop_flip")
+        self.base = base
+
+    def __call__(self, images: Tensor, num_views: int = 4, generator: Optional[torch.Generator] = None) -> Tensor:
+        self._check()
+        if self.base == "crop_flip":
+            views = CropFlipAugment(self.size, self.mean, self.std)(images, num_views, generator)
+        else:
+            x = to_float(images)
+            if x.shape[-1] != self.size:
+                x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                                                    align_corners=False)
+            views = normalize(x, self.mean, self.std).repeat(num_views, 1, 1, 1)
+        b = images.shape[0]
+        blocks = [torch.rot90(views[k * b : (k + 1) * b], k % 4, dims=(2, 3)) for k in range(num_views)]
+        return torch.cat(blocks, 0)
+
+
+class AffineCutoutAugment(Augmentation):
+    """The finetuning recipe of paper 000, appendix A.6 (after Ji et al. 2019): with p 0.5 a random affine map
+    (rotation +-18 deg, scale 0.9-1.1, translation up to 0.1 of the side, x-shear +-10 deg, bilinear), then with
+    p 0.5 cutout of a ``cutout`` x ``cutout`` patch (on the normalised image, so the patch takes the mean colour),
+    and a horizontal flip with ``flip_p``."""
+
+    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, affine_p: float = 0.5, degrees: float = 18.0,
+                 translate: float = 0.1, scale: Tuple[float, float] = (0.9, 1.1), shear: float = 10.0,
+                 cutout_p: float = 0.5, cutout: int = 32, flip_p: float = 0.0):
+        super().__init__(size, mean, std)
+        self.affine_p, self.degrees, self.translate, self.scale = affine_p, degrees, translate, tuple(scale)
+        self.shear, self.cutout_p, self.cutout, self.flip_p = shear, cutout_p, cutout, flip_p
+
+    def sample_matrices(self, n: int, h: int, w: int, g: Optional[torch.Generator], dev) -> Tensor:
+        """RandomAffine's parameter draws (torchvision ``get_params``), one set per sample."""
+        angle = _uniform(n, -self.degrees, self.degrees, g, dev)
+        tx = torch.round(_uniform(n, -self.translate * w, self.translate * w, g, dev))
+        ty = torch.round(_uniform(n, -self.translate * h, self.translate * h, g, dev))
+        scale = _uniform(n, self.scale[0], self.scale[1], g, dev)
+        shear = torch.stack([_uniform(n, -self.shear, self.shear, g, dev), torch.zeros(n, device=dev)], 1)
+        return affine_matrices(angle, torch.stack([tx, ty], 1), scale, shear)
+
+    def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
+        self._check()
+        dev, g = images.device, generator
+        x = to_float(images)
+        if x.shape[-1] != self.size:
+            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        x = x.repeat(num_views, 1, 1, 1)
+        n, _, h, w = x.shape
+        if self.flip_p > 0:
+            flip = (torch.rand(n, generator=g, device=dev) < self.flip_p).view(-1, 1, 1, 1)
+            x = torch.where(flip, x.flip(-1), x)
+        apply = torch.rand(n, generator=g, device=dev) < self.affine_p
+        if apply.any():
+            x[apply] = affine(x[apply], self.sample_matrices(int(apply.sum()), h, w, g, dev))
+        x = normalize(x, self.mean, self.std)
+        if self.cutout_p > 0:
+            x = cutout(x, self.cutout, torch.rand(n, generator=g, device=dev) < self.cutout_p, g)
+        return x
+
+
+class PerImageContrastive(ContrastiveAugment):
+    """The papers' own per-image pipeline (paper 000, appendix D.1), kept as a reference for parity runs: every view
+    of every image goes through torchvision's PIL transforms one at a time on the CPU (RandomResizedCrop, HFlip,
+    RandomApply(ColorJitter), RandomGrayscale, ToTensor, Normalize). Same options as ``contrastive``; slow by
+    design. Draws from torch's global generator, which the trainer seeds every epoch."""
+
+    def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
+        import torchvision.transforms as T
+        from PIL import Image
+
+        self._check()
+        tf = T.Compose([
+            T.RandomResizedCrop(self.size, scale=self.scale, ratio=self.ratio),
+            T.RandomHorizontalFlip(self.flip_p),
+            T.RandomApply([T.ColorJitter(*self.jitter)], p=self.jitter_p),
+            T.RandomGrayscale(self.gray_p),
+            T.ToTensor(),
+            T.Normalize(self.mean, self.std),
+        ])
+        pil = [Image.fromarray(img.permute(1, 2, 0).cpu().numpy()) for img in images]
+        views = [tf(p) for _ in range(num_views) for p in pil]
+        return torch.stack(views).to(images.device)
