@@ -5,8 +5,9 @@ minimise the upper bound of eq. 4 on I(X, Z_i):
 
     E_{p_X p_Z_i} || z~_i - g_theta(sigmoid(phi_i) * x)_i ||^2
 
-where z~_i is row i of the encoding of *another* image. Pixels a row depends on are the ones its mask must remove to
-make the row uninformative about x. All S rows and all images are optimised together in one batched forward pass per
+where z~_i is row i of the encoding of *another* image; the expectation over the other images of the batch is taken
+exactly (their leave-one-out mean is the target), so the optimisation has no sampling noise. Pixels a row depends
+on are the ones its mask must remove to make the row uninformative about x. All S rows and all images are optimised together in one batched forward pass per
 iteration. Writes ``interpret/masks.safetensors`` (images, sigmoid masks) and ``interpret/masks.png``: one row per
 image, the image followed by its S masks (the paper's Figure 4).
 """
@@ -27,7 +28,7 @@ from ssltk.errors import SsltkError
 
 
 def optimise_masks(backbone: torch.nn.Module, x: torch.Tensor, entities: int, iterations: int = 20000,
-                   lr: float = 0.05, seed: int = 0, log_every: int = 0) -> Dict[str, torch.Tensor]:
+                   lr: float = 0.05, log_every: int = 0) -> Dict[str, torch.Tensor]:
     """Masks sigmoid(phi) (B, S, H, W) for normalised images x (B, C, H, W) with a frozen backbone (eval mode)."""
     backbone.eval()
     for p in backbone.parameters():
@@ -39,15 +40,15 @@ def optimise_masks(backbone: torch.nn.Module, x: torch.Tensor, entities: int, it
         z = backbone(x).view(b, entities, -1)  # (B, S, D)
     phi = torch.zeros(b, entities, h, w, device=x.device, requires_grad=True)
     opt = torch.optim.Adam([phi], lr=lr)
-    g = torch.Generator(device="cpu").manual_seed(seed)
     rows = torch.arange(entities, device=x.device)
+    target = (z.sum(0, keepdim=True) - z) / (b - 1)  # leave-one-out mean of the other images' rows
     history = []
     for it in range(iterations):
         masked = torch.sigmoid(phi).unsqueeze(2) * x.unsqueeze(1)  # (B, S, C, H, W)
         zm = backbone(masked.flatten(0, 1)).view(b, entities, entities, -1)  # image n, mask i -> all rows
         zi = zm[:, rows, rows]  # row i of the encoding of image n masked by its i-th mask: (B, S, D)
-        shift = torch.randint(1, b, (1,), generator=g).item()  # another image for every n, never itself
-        target = z.roll(shift, dims=0)
+        # E over z~ from the other images, taken exactly over the batch: sum_m!=n ||z_m,i - y||^2 equals
+        # (B-1) ||mean_m!=n z_m,i - y||^2 plus a term free of the masks, so the leave-one-out mean is the target
         loss = (target - zi).pow(2).sum(-1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -82,7 +83,7 @@ def interpret(run: Path, batch: int = 64, iterations: int = 20000, lr: float = 0
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:batch]
     raw = images[pick]
     x = EvalTransform(data.mean, data.std)(raw.to(dev))
-    result = optimise_masks(backbone, x, entities, iterations, lr, seed, log_every)
+    result = optimise_masks(backbone, x, entities, iterations, lr, log_every)
     out = out or run / "interpret"
     out.mkdir(parents=True, exist_ok=True)
     _atomic_save({"images": raw, "masks": result["masks"], "loss_history": result["loss_history"]},
