@@ -32,6 +32,7 @@ def _atomic_save(tensors: Dict[str, Tensor], meta: Dict[str, Any], path: Path) -
         save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary shareable files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
