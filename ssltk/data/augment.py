@@ -97,29 +97,31 @@ def resized_crop(x: Tensor, boxes: Tensor, size: int, flip: Optional[Tensor] = N
 
 
 def _rgb_to_hsv(x: Tensor) -> Tensor:
+    """RGB -> HSV over dim 1 with torchvision's conventions (ties resolved red, then green, then blue).
+
+    Written with elementwise maxima and selects over the three channel planes: reductions over a dimension of
+    size 3 are several times slower on the CPU."""
     r, g, b = x.unbind(1)
-    maxc, _ = x.max(1)
-    minc, _ = x.min(1)
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    minc = torch.minimum(torch.minimum(r, g), b)
     delta = maxc - minc
-    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
-    dz = delta.clamp_min(1e-12)
-    rc, gc, bc = (maxc - r) / dz, (maxc - g) / dz, (maxc - b) / dz
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
+    # where max == 0 or delta == 0 the numerators are exactly 0, so dividing by a clamped denominator gives the
+    # 0 that torchvision's masked branches give, without the selects
+    s = delta / maxc.clamp_min(1e-12)
+    is_r, is_g = maxc == r, maxc == g
+    sector = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
+    num = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
+    h = ((sector + num / delta.clamp_min(1e-12)) / 6.0) % 1.0
     return torch.stack([h, s, maxc], 1)
 
 
 def _hsv_to_rgb(x: Tensor) -> Tensor:
-    h, s, v = x.unbind(1)
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.to(torch.int64) % 6
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    rgb = torch.stack(
-        [torch.stack(c, 1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))], 0
-    )  # (6, B, 3, H, W)
-    idx = i.unsqueeze(0).unsqueeze(2).expand(1, -1, 3, -1, -1)
-    return rgb.gather(0, idx).squeeze(0)
+    """HSV -> RGB over dim 1 in closed form: channel n in (R, G, B) = v - v s clamp(min(k, 4 - k), 0, 1) with
+    k = (m_n + 6 h) mod 6, m = (5, 3, 1); equal to the piecewise sextant formula, without building all six cases."""
+    h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    m = torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    k = (m + 6.0 * h) % 6.0
+    return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
 def color_jitter(x: Tensor, brightness: Tensor, contrast: Tensor, saturation: Tensor, hue: Tensor,

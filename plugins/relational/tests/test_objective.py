@@ -61,3 +61,4 @@ def test_logs_name_positives_and_negatives_correctly():
 
     out = obj(ViewBatch(views=z, num_views=2, index=torch.arange(2)), Ident())
     assert out.logs["acc_pos"] == 1.0 and out.logs["acc_neg"] == 1.0
+
