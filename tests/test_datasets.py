@@ -74,3 +74,37 @@ def test_corrupt_image_is_reported_by_path(image_tree):
 def test_missing_folder(tmp_path):
     with pytest.raises(SsltkError, match="image folder not found"):
         ssltk.DATASETS.create("imagefolder", root=str(tmp_path / "nope")).train
+
+
+def test_real_cifar10_jpegs_load_through_imagefolder(tmp_path):
+    """A few of the real CIFAR-10 training JPEGs of ../shared/datasets, extracted to a temporary folder."""
+    import tarfile
+    from pathlib import Path
+
+    archive = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-train-jpg.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} is absent")
+    wanted = {c: 0 for c in ("airplane", "cat", "truck")}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if member.isfile() and len(parts) >= 3 and parts[-2] in wanted and wanted[parts[-2]] < 4:
+                wanted[parts[-2]] += 1
+                tar.extract(member, tmp_path)
+            if all(v == 4 for v in wanted.values()):
+                break
+    d = ssltk.DATASETS.create("imagefolder", root=str(tmp_path / "train"), workers=0, stats="cifar10")
+    assert d.train.images.shape == (12, 3, 32, 32) and d.train.classes == ["airplane", "cat", "truck"]
+    assert torch.bincount(d.train.labels).tolist() == [4, 4, 4]
+    assert d.train.images.float().std() > 20  # real pictures, not blank files
+
+
+def test_download_without_network_names_the_layout(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(SsltkError, match="network unreachable.*cifar-10-batches-py.*data_batch_1"):
+        ssltk.DATASETS.create("cifar10", root=str(tmp_path), download=True).train

@@ -81,7 +81,9 @@ class Cifar10(DataSource):
         try:
             cls(str(self.root), train=True, download=True)
         except Exception as exc:
-            raise SsltkError(f"download of {cls.__name__} into {self.root} failed: {exc}") from None
+            raise SsltkError(f"download of {cls.__name__} into {self.root} failed ({exc}); without network, place the "
+                             f"official files at {self.root / self.folder}/{{{','.join(self.train_files + self.test_files)}}}"
+                             ) from None
 
     def _read(self, folder: Path, names: List[str]) -> ImageSet:
         xs, ys = [], []
@@ -183,7 +185,8 @@ class SVHN(DataSource):
                     torchvision.datasets.SVHN(str(self.root), split="train", download=True)
                     torchvision.datasets.SVHN(str(self.root), split="test", download=True)
                 except Exception as exc:
-                    raise SsltkError(f"download of SVHN into {self.root} failed: {exc}") from None
+                    raise SsltkError(f"download of SVHN into {self.root} failed ({exc}); without network, place "
+                                     f"train_32x32.mat and test_32x32.mat in {self.root}") from None
             else:
                 raise SsltkError(f"svhn files not found: expected {self.root}/train_32x32.mat and test_32x32.mat "
                                  "(the official format); set --data.root or pass --data.download true")
@@ -220,7 +223,8 @@ class STL10(DataSource):
             try:
                 torchvision.datasets.STL10(str(self.root), split="train", download=True)
             except Exception as exc:
-                raise SsltkError(f"download of STL-10 into {self.root} failed: {exc}") from None
+                raise SsltkError(f"download of STL-10 into {self.root} failed ({exc}); without network, place the "
+                                 f"binary files in {self.root}/stl10_binary/") from None
             return self.root / "stl10_binary"
         raise SsltkError(f"stl10 files not found: expected {self.root}/stl10_binary/{{train_X.bin,train_y.bin,"
                          "test_X.bin,test_y.bin,unlabeled_X.bin}}; set --data.root or pass --data.download true")
