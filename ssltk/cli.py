@@ -13,7 +13,6 @@ them, on the command line and in ``--config`` files alike. Errors in names, valu
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import sys
 from pathlib import Path

@@ -1,6 +1,5 @@
 """The CLI: listing, config handling, and one-line errors for bad input."""
 import json
-from pathlib import Path
 
 import pytest
 import torch

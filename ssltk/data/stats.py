@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Dict, Tuple
 
-import torch
 from torch import Tensor
 
 from ..errors import SsltkError

@@ -1,7 +1,6 @@
 """The relational objective (paper 002, section 3 and eq. 1; paper 000, Algorithm 1 and appendix D)."""
 from __future__ import annotations
 
-from typing import Optional
 
 import torch
 from torch import Tensor, nn

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ssltk.pairs import view_pairs as relation_pairs
+from ssltk.pairs import view_pairs as relation_pairs  # noqa: F401  (re-exported: the relational name for them)
 
 AGGREGATIONS = ("cat", "sum", "mean", "max")
 
