@@ -35,7 +35,28 @@ _CKPT = re.compile(r"epoch-(\d+)\.safetensors$")
 
 @dataclass
 class TrainerConfig:
-    """How to train: the defaults are the relational paper's (Adam 1e-3, batch 64, 200 epochs, no schedule)."""
+    """How to train: the defaults are the relational paper's (Adam 1e-3, batch 64, 200 epochs, no schedule).
+
+    Args:
+        epochs: training epochs.
+        batch_size: images per step (each yields the objective's K views).
+        lr: learning rate.
+        weight_decay: L2 weight decay of the optimizer.
+        optimizer: adam or sgd.
+        momentum: SGD momentum.
+        schedule: constant, step (divided by 10 at 50% and 75% of the epochs) or cosine.
+        device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N.
+        seed: seeds initialisation, shuffling, augmentation and every epoch's random draws.
+        run_dir: where config, metrics, checkpoints and results go (default runs/<objective>-<time>).
+        checkpoint_every: write a checkpoint every N epochs (and always after the last).
+        keep_checkpoints: how many epoch checkpoints to keep.
+        log_every: steps between metrics.jsonl step records (0: epoch records only).
+        progress: show the progress bar and per-epoch lines.
+        data_on_device: hold the uint8 training images on the training device.
+        amp: bf16 autocast on CUDA.
+        channels_last: channels-last memory format for the backbone and views.
+        compile: wrap the training step in torch.compile.
+    """
 
     epochs: int = 200
     batch_size: int = 64
@@ -59,7 +80,14 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    """What ``fit`` measures when training ends: linear evaluation of the trained backbone and of random weights."""
+    """What ``fit`` measures when training ends: linear evaluation of the trained backbone and of random weights.
+
+    Args:
+        linear: run the linear protocol on the trained backbone.
+        random_baseline: also evaluate the backbone at its initial (random) weights.
+        epochs: epochs of the linear classifier (paper: 100).
+        split: auto (held-out validation split if any, else test), val or test.
+    """
 
     linear: bool = True
     random_baseline: bool = True
