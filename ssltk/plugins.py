@@ -6,8 +6,8 @@ entry points (an empty value loads none), like llm's ``LLM_LOAD_PLUGINS``.
 """
 from __future__ import annotations
 
+import importlib
 import os
-import sys
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -152,10 +152,4 @@ def reset_plugins() -> None:
             if fam.source.startswith("plugin "):
                 del reg._families[prefix]
     _State.pm, _State.infos = None, {}
-    metadata_cache_clear()
-
-
-def metadata_cache_clear() -> None:
-    importlib_invalidate = getattr(sys.modules.get("importlib"), "invalidate_caches", None)
-    if importlib_invalidate is not None:
-        importlib_invalidate()
+    importlib.invalidate_caches()  # new dist-info folders on sys.path become visible to entry_points()

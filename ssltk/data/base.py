@@ -6,7 +6,7 @@ on-device augmentation possible (shared/DESIGN.md, "The data path").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -124,8 +124,3 @@ class DataSource:
         return DataSpec(image_size=int(imgs.shape[-1]), channels=int(imgs.shape[1]), mean=tuple(self.mean),
                         std=tuple(self.std), num_classes=self.num_classes)
 
-
-def check_channels(images: Tensor, channels: Sequence[int] = (1, 3)) -> Tensor:
-    if images.shape[1] not in channels:
-        raise SsltkError(f"images have {images.shape[1]} channels; expected one of {tuple(channels)}")
-    return images

@@ -10,7 +10,6 @@ rank's shard of the permutation, so DistributedDataParallel can wrap the step an
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import math
 import os
@@ -362,8 +361,3 @@ def read_run_config(run_dir: Path) -> Dict[str, Any]:
         raise SsltkError(f"not a run directory (no config.yaml): {run_dir}")
     return yaml.safe_load(path.read_text())
 
-
-def trainer_config_dict(cfg: Optional[TrainerConfig | Dict[str, Any]]) -> Dict[str, Any]:
-    if cfg is None:
-        return dataclasses.asdict(TrainerConfig())
-    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dataclasses.asdict(TrainerConfig(**cfg))
