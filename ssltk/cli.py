@@ -156,9 +156,8 @@ def cmd_fit(argv: List[str]) -> int:
 
     resume_dir = _option_value(argv, "--resume")
     if resume_dir is not None:
-        run_cfg = read_run_config(Path(resume_dir))  # validates the directory before anything else
+        read_run_config(Path(resume_dir))  # a clear error for a directory that is not a run, before parsing
         argv = ["--config", str(Path(resume_dir) / "config.yaml")] + argv
-        del run_cfg
     quickstart = not _has_option(argv, "--data") and not _has_option(argv, "--config") and "--help" not in argv \
         and "-h" not in argv
     if quickstart:

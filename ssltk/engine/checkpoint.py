@@ -21,7 +21,8 @@ from ..errors import SsltkError
 META_KEY = "ssltk"
 
 
-def _atomic_save(tensors: Dict[str, Tensor], meta: Dict[str, Any], path: Path) -> None:
+def save_safetensors(tensors: Dict[str, Tensor], meta: Dict[str, Any], path: Path) -> None:
+    """Write tensors plus JSON-able ``meta`` atomically; the one writer behind every ssltk safetensors file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # safetensors refuses shared storage and non-contiguous tensors; a copy per tensor sidesteps both
@@ -85,7 +86,7 @@ def save_training_state(path: Path, modules: Dict[str, nn.Module], optimizer: to
     opt_tensors, opt_plain = _split_optimizer_state(optimizer.state_dict())
     tensors.update(opt_tensors)
     full_meta = dict(meta, optimizer=opt_plain, scheduler=scheduler.state_dict() if scheduler is not None else None)
-    _atomic_save(tensors, full_meta, path)
+    save_safetensors(tensors, full_meta, path)
 
 
 def load_training_state(path: Path, modules: Dict[str, nn.Module], optimizer: torch.optim.Optimizer,
@@ -125,4 +126,4 @@ def load_state_strict(module: nn.Module, state: Dict[str, Tensor], where: str) -
 def save_backbone(path: Path, backbone: nn.Module, spec: Optional[Dict[str, Any]] = None) -> None:
     """The final backbone weights; ``spec`` (class_path and init_args) lets ``ssltk eval`` rebuild it alone."""
     meta = {"backbone": spec, "num_features": int(getattr(backbone, "num_features", 0))}
-    _atomic_save(dict(backbone.state_dict()), meta, path)
+    save_safetensors(dict(backbone.state_dict()), meta, path)

@@ -22,7 +22,7 @@ import torch
 from ssltk.api import load_backbone
 from ssltk.data.augment import EvalTransform
 from ssltk.engine.build import build
-from ssltk.engine.checkpoint import _atomic_save
+from ssltk.engine.checkpoint import save_safetensors
 from ssltk.engine.trainer import read_run_config, resolve_device
 from ssltk.errors import SsltkError
 
@@ -86,7 +86,7 @@ def interpret(run: Path, batch: int = 64, iterations: int = 20000, lr: float = 0
     result = optimise_masks(backbone, x, entities, iterations, lr, log_every)
     out = out or run / "interpret"
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_save({"images": raw, "masks": result["masks"], "loss_history": result["loss_history"]},
+    save_safetensors({"images": raw, "masks": result["masks"], "loss_history": result["loss_history"]},
                  {"iterations": iterations, "lr": lr, "seed": seed, "entities": entities},
                  out / "masks.safetensors")
     save_grid(out / "masks.png", raw, result["masks"])
