@@ -20,6 +20,13 @@ def plugin_venv(tmp_path_factory):
     # the system pip installs into the venv through its interpreter's site-packages target
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
+    # reuse the installed torch and ssltk of *this* interpreter, which may itself be a virtual environment (its
+    # packages are then not the base interpreter's system site-packages)
+    import site as site_mod
+
+    outer = [p for p in site_mod.getsitepackages() + [site_mod.getusersitepackages()] if Path(p).is_dir()]
+    # addsitedir, not a bare path line, so the outer environment's own .pth files (editable installs) apply too
+    Path(site, "_ssltk_outer_env.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in outer))
     build = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
                             "--target", site, str(TEMPLATE)], capture_output=True, text=True,
                            env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
