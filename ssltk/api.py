@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .engine.build import Spec, build, resolve
+from .engine.build import Spec, build, import_class, registry_name, resolve
 from .engine.checkpoint import load_state_strict, read_safetensors
 from .engine.trainer import EvalConfig, FitResult, Trainer, TrainerConfig, read_run_config, resolve_device
 from .errors import SsltkError
@@ -25,12 +25,14 @@ def make_config(objective: Component, backbone: Component = "conv4", data: Compo
                 augment_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The resolved run configuration, the same structure ``ssltk fit --print_config`` shows."""
     as_dict = lambda c, cls: dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dataclasses.asdict(cls(**(c or {})))
+    objective_spec = resolve("objective", objective, objective_args)
+    own = dict(getattr(import_class(objective_spec["class_path"]), "trainer_defaults", {}) or {})
     return {
-        "objective": resolve("objective", objective, objective_args),
+        "objective": objective_spec,
         "backbone": resolve("backbone", backbone, backbone_args),
         "data": resolve("dataset", data, data_args),
         "augment": resolve("augmentation", augment, augment_args) if augment is not None else None,
-        "trainer": as_dict(trainer, TrainerConfig),
+        "trainer": as_dict({**own, **_as_plain(trainer)}, TrainerConfig),
         "evaluate": as_dict(evaluate, EvalConfig),
     }
 
@@ -102,4 +104,8 @@ def evaluate(name: str = "linear", *, run: Optional[Union[str, Path]] = None, we
     dev = resolve_device(device)
     evaluator = EVALUATORS.create(name, **(evaluator_args or {}))
     target = Path(out_dir) if out_dir is not None else (Path(run) if run is not None else Path(weights).parent)
-    return evaluator.evaluate(model.to(dev), build(data_spec), device=dev, run_dir=target)
+    key = name
+    if run_cfg is not None and data is not None and data_spec != run_cfg["data"]:
+        # domain transfer / grain: the same protocol on other data, kept apart from the run's own numbers
+        key = f"{name}@{registry_name('dataset', data_spec['class_path'])}"
+    return evaluator.evaluate(model.to(dev), build(data_spec), device=dev, run_dir=target, name=key)

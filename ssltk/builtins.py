@@ -44,9 +44,19 @@ def ssltk_register_heads(register):
 
 @hookimpl
 def ssltk_register_evaluators(register):
+    from .eval.clustering import ClusteringEval
+    from .eval.finetune import FinetuneEval
+    from .eval.knn import KNNEval
     from .eval.linear import LinearEval
+    from .eval.retrieval import RetrievalEval
+    from .eval.tsne import TSNEEval
 
     register("linear", LinearEval)
+    register("knn", KNNEval)
+    register("finetune", FinetuneEval)
+    register("retrieval", RetrievalEval)
+    register("tsne", TSNEEval)
+    register("clustering", ClusteringEval)
 
 
 @hookimpl

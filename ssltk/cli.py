@@ -164,6 +164,13 @@ def cmd_fit(argv: List[str]) -> int:
         argv = ["--config", str(_PRESET)] + list(argv)
     parser = _fit_parser()
     cfg = _parse(parser, map_names(argv))
+    if resume_dir is None:  # the method's own optimisation defaults, under anything the user gave
+        own = _trainer_defaults(cfg.objective.class_path)
+        if own:
+            head = argv[:2] if quickstart else []
+            given = argv[2:] if quickstart else argv
+            argv = head + [f"--trainer.{k}={_cli_value(v)}" for k, v in own.items()] + list(given)
+            cfg = _parse(parser, map_names(argv))
     config = cfg.as_dict()
     config.pop("config", None)
     config.pop("__path__", None)
@@ -180,6 +187,12 @@ def cmd_fit(argv: List[str]) -> int:
     _report_fit(result, registry_name("objective", config["objective"]["class_path"]),
                 registry_name("backbone", config["backbone"]["class_path"]))
     return 0
+
+
+def _trainer_defaults(path: str) -> Dict[str, Any]:
+    from .engine.build import import_class
+
+    return dict(getattr(import_class(path), "trainer_defaults", {}) or {})
 
 
 def _option_value(argv: Sequence[str], opt: str) -> Optional[str]:
@@ -233,13 +246,83 @@ def cmd_eval(argv: List[str]) -> int:
     p.add_argument("--out", type=Optional[str], default=None, help="where results.json goes")
     own = {"run", "weights", "backbone", "data", "device", "out"}
     p.add_class_arguments(cls)  # the evaluator's own options sit at the top level: ssltk eval linear --epochs 10
+    runs, rest = _take_all(rest, "--run")  # --run may repeat: one evaluation per run, then mean +- std
     cfg = _parse(p, map_names(rest)).as_dict()
     cfg.pop("__path__", None)
-    result = evaluate(name, run=cfg["run"], weights=cfg["weights"], backbone=cfg.get("backbone"),
-                      data=cfg.get("data"), device=cfg["device"], out_dir=cfg["out"],
-                      evaluator_args={k: v for k, v in cfg.items() if k not in own})
-    for key, value in result.metrics.items():
-        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    if len(runs) > 1 and cfg["out"]:
+        raise SsltkError("--out cannot be combined with several --run (each run keeps its own results.json)")
+    per_run = []
+    for run in runs or [None]:
+        result = evaluate(name, run=run, weights=cfg["weights"], backbone=cfg.get("backbone"),
+                          data=cfg.get("data"), device=cfg["device"], out_dir=cfg["out"],
+                          evaluator_args={k: v for k, v in cfg.items() if k not in own})
+        per_run.append(result.metrics)
+        if len(runs) > 1:
+            print(f"[{run}]")
+        for key, value in result.metrics.items():
+            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+        for key, path in result.artifacts.items():
+            print(f"{key}: {path}")
+    if len(per_run) > 1:
+        from .eval.summary import format_mean_std
+
+        print(f"mean ± std over {len(per_run)} runs:")
+        for key in per_run[0]:
+            vals = [m[key] for m in per_run if isinstance(m.get(key), (int, float))]
+            if len(vals) == len(per_run):
+                print(f"{key}: {format_mean_std(vals)}")
+    return 0
+
+
+def _take_all(argv: Sequence[str], opt: str):
+    """Every value of a repeatable option, and argv without it."""
+    values, rest, i = [], [], 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == opt and i + 1 < len(argv):
+            values.append(argv[i + 1])
+            i += 2
+            continue
+        if tok.startswith(opt + "="):
+            values.append(tok.split("=", 1)[1])
+        else:
+            rest.append(tok)
+        i += 1
+    return values, rest
+
+
+def cmd_table(argv: List[str]) -> int:
+    """Markdown table of methods x datasets, mean ± std over seeds: ``ssltk table RUN... [--metric linear.accuracy]``."""
+    import argparse
+
+    from .eval.summary import results_table
+
+    p = argparse.ArgumentParser(prog="ssltk table", description=cmd_table.__doc__, allow_abbrev=False)
+    p.add_argument("runs", nargs="+", help="run directories (several seeds of a method are averaged)")
+    p.add_argument("--metric", default="linear.accuracy", help="a key path in results.json")
+    p.add_argument("--out", default=None, help="also write the table to this Markdown file")
+    a = p.parse_args(argv)  # argparse reports bad arguments itself (exit status 2)
+    table = results_table([Path(r) for r in a.runs], a.metric)
+    print(table)
+    if a.out:
+        Path(a.out).write_text(table + "\n")
+    return 0
+
+
+def cmd_plot_probe(argv: List[str]) -> int:
+    """Plot the online probe's training-accuracy curves of several runs: ``ssltk plot-probe RUN... --out FILE.png``."""
+    import argparse
+
+    from .eval.probe import plot_probe_curves
+
+    p = argparse.ArgumentParser(prog="ssltk plot-probe", description=cmd_plot_probe.__doc__, allow_abbrev=False)
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", default="probe.png")
+    p.add_argument("--names", nargs="*", default=None, help="one legend entry per run")
+    a = p.parse_args(argv)  # argparse reports bad arguments itself (exit status 2)
+    if a.names and len(a.names) != len(a.runs):
+        raise SsltkError(f"--names has {len(a.names)} entries for {len(a.runs)} runs")
+    print(plot_probe_curves([Path(r) for r in a.runs], Path(a.out), a.names))
     return 0
 
 
@@ -293,7 +376,8 @@ def cmd_plugins(argv: List[str]) -> int:
     return 0
 
 
-BUILTIN_COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "list": cmd_list, "plugins": cmd_plugins}
+BUILTIN_COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "table": cmd_table, "plot-probe": cmd_plot_probe,
+                    "list": cmd_list, "plugins": cmd_plugins}
 
 
 def _usage() -> str:

@@ -22,6 +22,12 @@ class Backbone(nn.Module):
         """The last feature map before pooling (B, C', H', W'), for methods that need spatial features."""
         raise NotImplementedError(f"{type(self).__name__} does not expose a feature map")
 
+    def probe_layers(self) -> Dict[str, nn.Module]:
+        """Intermediate layers, by name, whose outputs linear probes can read (paper 004, Table 2: conv1-conv5).
+
+        Backbones override this with their natural stages; any module path of ``named_modules()`` also works."""
+        return {}
+
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - every backbone overrides it
         raise NotImplementedError
 
@@ -100,10 +106,17 @@ class Objective(nn.Module):
 
     Subclasses take ``in_dim`` (the backbone's feature size, linked automatically by the CLI) as their first
     constructor argument; the remaining arguments are the method's hyper-parameters with the paper's defaults.
+    An objective whose constructor has a ``num_classes`` argument left at ``None`` receives the dataset's number of
+    classes from the engine (classifier heads, DeepCluster's k = 10 x classes).
     """
 
     #: whether the objective reads ``ViewBatch.labels`` (supervised and semi-supervised methods)
     uses_labels: bool = False
+    #: False for objectives that leave the backbone untouched (the random-weights lower bound): no training steps run
+    trains: bool = True
+    #: the method's own optimisation defaults (``TrainerConfig`` fields, e.g. SGD 0.1 with a step schedule for the
+    #: supervised baseline); values the user gives on the command line, in a config or in Python take precedence
+    trainer_defaults: Dict[str, Any] = {}
 
     def __init__(self, in_dim: int):
         super().__init__()

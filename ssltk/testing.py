@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .engine.build import build, resolve
+from .engine.build import build, build_objective, import_class, resolve
 from .interfaces import DataSpec, Objective, ViewBatch
 
 SMALL_SPEC = DataSpec(image_size=32, channels=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_classes=4)
@@ -36,7 +36,7 @@ def build_pair(objective: str, backbone: str = "conv4", seed: int = 0, objective
                backbone_args: Optional[dict] = None) -> Tuple[torch.nn.Module, Objective]:
     torch.manual_seed(seed)
     bb = build(resolve("backbone", backbone, backbone_args))
-    obj = build(resolve("objective", objective, objective_args), in_dim=int(bb.num_features))
+    obj = build_objective(resolve("objective", objective, objective_args), bb.num_features, SMALL_SPEC.num_classes)
     return bb, obj
 
 
@@ -48,7 +48,8 @@ def loss_and_grads(objective: str, backbone: str = "conv4", seed: int = 0, batch
     batch = make_batch(obj, batch_size, spec, seed)
     torch.manual_seed(seed)
     out = obj(batch, bb)
-    out.loss.backward()
+    if out.loss.requires_grad:  # the random-weights objective returns a constant
+        out.loss.backward()
     grads = [p.grad.detach().clone() if p.grad is not None else None for p in bb.parameters()]
     return out, grads
 
@@ -60,6 +61,10 @@ def check_objective(objective: str, backbone: str = "conv4", batch_size: int = 4
     assert out.loss.dim() == 0, f"{objective}: loss must be a scalar, got shape {tuple(out.loss.shape)}"
     assert torch.isfinite(out.loss), f"{objective}: loss is not finite ({out.loss.item()})"
     reached = [g for g in grads if g is not None and g.abs().sum() > 0]
+    if not import_class(resolve("objective", objective, objective_args)["class_path"]).trains:
+        # the random-weights lower bound: by contract it must leave the backbone exactly as initialised
+        assert not reached, f"{objective}: declares trains=False but its loss sends gradients to the backbone"
+        return
     assert reached, f"{objective}: no gradient reaches the {backbone} backbone"
     out2, grads2 = loss_and_grads(objective, backbone, 0, batch_size, objective_args, spec)
     assert torch.equal(out.loss, out2.loss), f"{objective}: loss differs between two runs with the same seed"

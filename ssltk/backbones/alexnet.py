@@ -39,6 +39,11 @@ class AlexNet(Backbone):
         )
         self.num_features = 4096
 
+    def probe_layers(self):
+        """conv1-conv5: the ReLU after each convolution (paper 004, Table 2)."""
+        relus = [m for m in self.features if isinstance(m, nn.ReLU)]
+        return {f"conv{i + 1}": m for i, m in enumerate(relus)}
+
     def _resize(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)

@@ -36,6 +36,9 @@ class Conv4(Backbone):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def probe_layers(self):
+        return {f"block{i + 1}": m for i, m in enumerate(self.features)}
+
     def forward_features(self, x: Tensor) -> Tensor:
         return self.features(x)
 

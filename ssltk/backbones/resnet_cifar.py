@@ -54,6 +54,9 @@ class ResNetCifar(Backbone):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def probe_layers(self):
+        return {"stem": self.stem, **{f"stage{i + 1}": m for i, m in enumerate(self.stages)}}
+
     def forward_features(self, x: Tensor) -> Tensor:
         return self.stages(self.stem(x))
 

@@ -6,6 +6,7 @@ so the Python API, the CLI and saved configs share one way of building component
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Dict, Optional, Union
 
 from ..errors import SsltkError
@@ -75,6 +76,17 @@ def build(spec: Spec, **extra: Any) -> Any:
         return cls(**args)
     except TypeError as exc:
         raise SsltkError(f"cannot build {cls.__name__}: {exc}") from None
+
+
+def build_objective(spec: Spec, in_dim: int, num_classes: int) -> Any:
+    """An objective with the engine-supplied ``in_dim`` and, where its constructor asks for it and the spec leaves it
+    unset, the dataset's ``num_classes``."""
+    cls = import_class(spec["class_path"])
+    extra: Dict[str, Any] = {"in_dim": int(in_dim)}
+    if "num_classes" in inspect.signature(cls.__init__).parameters \
+            and (spec.get("init_args") or {}).get("num_classes") is None:
+        extra["num_classes"] = int(num_classes)
+    return build(spec, **extra)
 
 
 def registry_name(kind: str, cls_path: str) -> str:

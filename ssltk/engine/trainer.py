@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import SsltkError
 from ..interfaces import FitContext, ObjectiveOutput, ViewBatch
-from .build import build, registry_name
+from .build import build, build_objective, registry_name
 from .checkpoint import load_training_state, save_backbone, save_training_state
 from .progress import MetricsLog, TrainProgress
 
@@ -55,6 +55,9 @@ class TrainerConfig:
         amp: bf16 autocast on CUDA.
         channels_last: channels-last memory format for the backbone and views.
         compile: wrap the training step in torch.compile.
+        probe_every: every N iterations train a linear probe for one epoch on labelled training images and log its
+            training accuracy (paper 003, Figure 3); 0 disables it.
+        probe_size: labelled images the probe uses (None: the whole training split).
     """
 
     epochs: int = 200
@@ -75,6 +78,8 @@ class TrainerConfig:
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
+    probe_every: int = 0
+    probe_size: Optional[int] = None
 
 
 @dataclass
@@ -166,7 +171,7 @@ class Trainer:
         self.backbone = build(self.config["backbone"])
         if not hasattr(self.backbone, "num_features"):
             raise SsltkError(f"backbone {type(self.backbone).__name__} has no num_features")
-        self.objective = build(self.config["objective"], in_dim=int(self.backbone.num_features))
+        self.objective = build_objective(self.config["objective"], self.backbone.num_features, self.spec.num_classes)
         self.backbone.to(self.device)
         self.objective.to(self.device)
         if cfg.channels_last:  # faster convolutions on CUDA and, measured, on the CPU too
@@ -246,13 +251,20 @@ class Trainer:
         if self.resume and start_epoch == 0 and self.rank == 0:
             print(f"ssltk: no checkpoint in {self.run_dir}/checkpoints; starting from epoch 1")
         ctx = self.context()
+        self.probe = None
+        if self.cfg.probe_every > 0:
+            from ..eval.probe import OnlineProbe
+
+            self.probe = OnlineProbe(self.images, self.labels, self.spec.mean, self.spec.std, self.device,
+                                     self.cfg.probe_size, seed=self.cfg.seed)
         self.objective.on_fit_start(ctx)
         log = MetricsLog(self.run_dir / "metrics.jsonl" if self.rank == 0 else None)
         total = self.cfg.epochs * self.steps_per_epoch
         progress = TrainProgress(total, start_epoch * self.steps_per_epoch, self.cfg.epochs,
                                  enabled=self.cfg.progress and self.rank == 0)
+        last_epoch = self.cfg.epochs if getattr(self.objective, "trains", True) else start_epoch
         try:
-            for epoch in range(start_epoch, self.cfg.epochs):
+            for epoch in range(start_epoch, last_epoch):
                 self._epoch(epoch, ctx, log, progress)
         finally:
             progress.close()
@@ -295,6 +307,9 @@ class Trainer:
             for key, val in out.logs.items():
                 val = torch.as_tensor(val, device=self.device).detach().float()
                 logs_sum[key] = logs_sum[key] + val if key in logs_sum else val
+            if self.probe is not None and self.global_step % cfg.probe_every == 0 and self.rank == 0:
+                log.write(event="probe", epoch=epoch + 1, step=self.global_step,
+                          probe_train_acc=self.probe(self.backbone, self.global_step))
             log_step = bool(cfg.log_every) and self.global_step % cfg.log_every == 0
             refresh = progress.live and time.perf_counter() - t_mark >= 1.0
             if log_step or refresh or i + 1 == self.steps_per_epoch:

@@ -1,9 +1,11 @@
 """Whole-dataset feature extraction: the backbone in eval mode over un-augmented, normalised images."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.augment import EvalTransform
@@ -26,5 +28,51 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
                 out.append(backbone(x).float().cpu())
     finally:
+        backbone.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def resolve_layer(backbone: nn.Module, name: str) -> nn.Module:
+    """A probe layer by its name in ``backbone.probe_layers()``, or any module path of ``named_modules()``."""
+    from ..errors import SsltkError
+
+    named = dict(getattr(backbone, "probe_layers", lambda: {})())
+    if name in named:
+        return named[name]
+    modules = dict(backbone.named_modules())
+    if name in modules and name:
+        return modules[name]
+    choices = ", ".join(named) or "module paths of named_modules()"
+    raise SsltkError(f"{type(backbone).__name__} has no layer {name!r}; probe layers: {choices}")
+
+
+def pooled_side(channels: int, target_dim: int) -> int:
+    """The side s of the adaptive pooling that brings C x s x s closest to ``target_dim`` features (about 9,600 in
+    paper 004's conv probes, after Zhang et al. 2017)."""
+    return max(1, int(round(math.sqrt(target_dim / channels))))
+
+
+@torch.no_grad()
+def extract_layer_features(backbone: nn.Module, layer: nn.Module, images: Tensor, mean: Sequence[float],
+                           std: Sequence[float], device: torch.device, target_dim: int = 9600,
+                           batch_size: int = 256) -> Tensor:
+    """(N, C * s * s) features of one intermediate layer, average-pooled to about ``target_dim`` dimensions."""
+    captured = {}
+    hook = layer.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
+    was_training = backbone.training
+    backbone.eval()
+    transform = EvalTransform(mean, std)
+    out = []
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            backbone(transform(images[start : start + batch_size].to(device, non_blocking=True)))
+            fmap = captured.pop("out")
+            if fmap.dim() != 4:
+                raise ValueError(f"probe layers must output feature maps (B, C, H, W), got {tuple(fmap.shape)}")
+            side = pooled_side(fmap.shape[1], target_dim)  # never above the map's own size: pooling, not upsampling
+            size = (min(side, fmap.shape[2]), min(side, fmap.shape[3]))
+            out.append(F.adaptive_avg_pool2d(fmap.float(), size).flatten(1).cpu())
+    finally:
+        hook.remove()
         backbone.train(was_training)
     return torch.cat(out) if out else torch.empty(0)

@@ -3,38 +3,57 @@
 The backbone is frozen in eval mode, features are detached, a new Linear(D, C) is trained with Adam (lr 1e-3) for
 100 epochs at batch 128 with no augmentation, and the test split is scored once at the end (no model selection on
 it). Because the backbone is frozen and there is no augmentation, the features are extracted once and cached; the
-classifier then trains on the cached tensors, which gives the same result as running the backbone every epoch.
+classifier then trains on the cached tensors, which gives the same result as running the backbone every epoch
+(``cached: false`` runs it every epoch, for the comparison in examples/benchmarks/linear_cache.py).
+
+Domain transfer (train the backbone on one dataset, evaluate on another: CIFAR-10 to CIFAR-100) and grain
+(CIFAR-100-20 coarse labels) are this protocol on another dataset: ``ssltk eval linear --run RUN --data cifar100``
+or ``--data cifar100-20``; results then go under ``linear@<dataset>``.
+
+``layers`` adds the SeLa-style probes of intermediate layers (paper 004, Table 2): each named layer's feature map
+is average-pooled to about ``probe_dim`` features and gets its own linear classifier.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Optional
+from typing import Callable, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.augment import EvalTransform
 from ..interfaces import Backbone, EvalResult, Evaluator
-from .features import extract_features
+from .features import extract_features, extract_layer_features, resolve_layer
+from .results import write_results
+
+__all__ = ["LinearEval", "accuracy", "train_linear", "write_results"]
 
 
-def train_linear(train_x: Tensor, train_y: Tensor, num_classes: int, epochs: int = 100, batch_size: int = 128,
-                 lr: float = 1e-3, seed: int = 0, device: Optional[torch.device] = None) -> nn.Linear:
-    """Fit Linear(D, C) on fixed features with Adam and cross-entropy (mini-batches reshuffled every epoch)."""
-    device = device or train_x.device
+def train_linear(train_x: Optional[Tensor], train_y: Tensor, num_classes: int, epochs: int = 100,
+                 batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: Optional[torch.device] = None,
+                 features: Optional[Callable[[Tensor], Tensor]] = None, in_dim: Optional[int] = None) -> nn.Linear:
+    """Fit Linear(D, C) with Adam and cross-entropy, mini-batches reshuffled every epoch.
+
+    The inputs of a mini-batch are ``train_x[idx]`` (cached features), or ``features(idx)`` when given (the backbone
+    run on those images again, every epoch); with the same seed both see the same batches in the same order.
+    """
+    device = device or (train_x.device if train_x is not None else torch.device("cpu"))
+    dim = in_dim if in_dim is not None else train_x.shape[1]
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        clf = nn.Linear(train_x.shape[1], num_classes).to(device)
+        clf = nn.Linear(dim, num_classes).to(device)
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
-    x, y = train_x.to(device), train_y.to(device)
-    n = x.shape[0]
+    x = train_x.to(device) if train_x is not None else None
+    y = train_y.to(device)
+    n = y.shape[0]
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=g).to(device)
+        perm = torch.randperm(n, generator=g)
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
-            loss = F.cross_entropy(clf(x[idx]), y[idx])
+            inputs = features(idx) if features is not None else x[idx.to(device)]
+            loss = F.cross_entropy(clf(inputs), y[idx.to(device)])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -48,47 +67,65 @@ def accuracy(clf: nn.Module, x: Tensor, y: Tensor) -> float:
 
 
 class LinearEval(Evaluator):
-    """Top-1 accuracy (%) of a linear classifier on frozen features (paper 002 protocol).
+    """Top-1 accuracy (%) of a linear classifier on frozen features (paper 002 protocol; conv probes of paper 004).
 
     ``split`` picks the test split: ``auto`` uses the held-out validation split when the dataset has one, else the
-    official test set.
+    official test set. ``layers``: also probe these intermediate layers (names from the backbone's probe layers,
+    e.g. conv1..conv5 of AlexNet, or ``all``).
     """
 
     def __init__(self, epochs: int = 100, batch_size: int = 128, lr: float = 1e-3, split: str = "auto",
-                 seed: int = 0, feature_batch_size: int = 512):
+                 seed: int = 0, feature_batch_size: int = 512, cached: bool = True,
+                 layers: Optional[Union[List[str], str]] = None, probe_dim: int = 9600):
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.split, self.seed, self.feature_batch_size = split, seed, feature_batch_size
+        if isinstance(layers, str):  # "all" or "conv1,conv5" from the command line
+            layers = [part.strip() for part in layers.split(",") if part.strip()]
+        self.cached, self.layers, self.probe_dim = cached, list(layers or []), probe_dim
+
+    def _fit_and_score(self, tr_x, train, te_x, test, num_classes, device, features=None):
+        clf = train_linear(tr_x, train.labels, num_classes, self.epochs, self.batch_size, self.lr, self.seed, device,
+                           features=features, in_dim=te_x.shape[1])
+        return accuracy(clf, te_x, test.labels), clf
 
     def evaluate(self, backbone: Backbone, data, *, device: torch.device, run_dir: Optional[Path] = None,
                  name: str = "linear") -> EvalResult:
         train, test, split = data.eval_pair(self.split)
         feats = lambda s: extract_features(backbone, s.images, data.mean, data.std, device, self.feature_batch_size)
-        tr_x, te_x = feats(train), feats(test)
         num_classes = int(max(train.labels.max(), test.labels.max()).item()) + 1
-        clf = train_linear(tr_x, train.labels, num_classes, self.epochs, self.batch_size, self.lr, self.seed, device)
-        metrics = {
-            "accuracy": accuracy(clf, te_x, test.labels),
-            "train_accuracy": accuracy(clf, tr_x, train.labels),
-            "num_train": float(len(train)),
-            "num_test": float(len(test)),
-        }
-        result = EvalResult(metrics)
+        te_x = feats(test)
+        if self.cached:
+            tr_x, run_backbone = feats(train), None
+        else:
+            tr_x, run_backbone = None, _per_batch_features(backbone, train.images, data.mean, data.std, device)
+        acc, clf = self._fit_and_score(tr_x, train, te_x, test, num_classes, device, run_backbone)
+        train_acc = accuracy(clf, tr_x if tr_x is not None else feats(train), train.labels)
+        metrics = {"accuracy": acc, "train_accuracy": train_acc, "num_train": float(len(train)),
+                   "num_test": float(len(test))}
+        layers = list(getattr(backbone, "probe_layers", dict)()) if self.layers == ["all"] else self.layers
+        for layer_name in layers:
+            layer = resolve_layer(backbone, layer_name)
+            lf = lambda s: extract_layer_features(backbone, layer, s.images, data.mean, data.std, device,
+                                                  self.probe_dim)
+            l_tr, l_te = lf(train), lf(test)
+            metrics[f"accuracy_{layer_name}"], _ = self._fit_and_score(l_tr, train, l_te, test, num_classes, device)
+            metrics[f"dim_{layer_name}"] = float(l_tr.shape[1])
         if run_dir is not None:
-            write_results(Path(run_dir), name, dict(metrics, split=split, epochs=self.epochs))
-        return result
+            write_results(Path(run_dir), name, dict(metrics, split=split, epochs=self.epochs, cached=self.cached))
+        return EvalResult(metrics)
 
 
-def write_results(run_dir: Path, key: str, values: dict) -> Path:
-    """Merge ``values`` under ``key`` into ``run_dir/results.json`` (atomically)."""
-    import os
-    import tempfile
+def _per_batch_features(backbone: nn.Module, images: Tensor, mean, std, device: torch.device):
+    """The backbone run (frozen, eval mode) on the images of each mini-batch, as the uncached protocol does."""
+    transform = EvalTransform(mean, std)
 
-    path = run_dir / "results.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data[key] = values
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".results.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-    return path
+    @torch.no_grad()
+    def features(idx: Tensor) -> Tensor:
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            return backbone(transform(images[idx].to(device))).float()
+        finally:
+            backbone.train(was_training)
+
+    return features

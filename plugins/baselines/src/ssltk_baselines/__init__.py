@@ -1,0 +1,5 @@
+"""The baselines of the relational-reasoning benchmark (paper 000, appendix A.5) as one ssltk plugin."""
+from .random_weights import RandomWeights
+from .supervised import SupervisedObjective
+
+__all__ = ["RandomWeights", "SupervisedObjective"]

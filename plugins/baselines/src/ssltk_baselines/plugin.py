@@ -1,0 +1,11 @@
+"""Entry point of the ``baselines`` plugin (group ``ssltk``): one distribution registering every baseline."""
+from ssltk import hookimpl
+
+
+@hookimpl
+def ssltk_register_objectives(register):
+    from .random_weights import RandomWeights
+    from .supervised import SupervisedObjective
+
+    register("supervised", SupervisedObjective)
+    register("random", RandomWeights)

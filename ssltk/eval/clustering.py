@@ -1,0 +1,224 @@
+"""Clustering metrics (paper 004, appendix A.2 and Table 8): NMI, adjusted NMI and adjusted Rand index of a
+clustering against the true classes, plus the k-means clustering of frozen features they are often reported for.
+
+The metrics are computed from the contingency table with the standard definitions (Vinh, Epps & Bailey 2010):
+NMI = I(U, V) / mean(H(U), H(V)) (arithmetic mean, scikit-learn's default), AMI = (I - E[I]) / (mean(H) - E[I])
+with E[I] the expected mutual information under the hypergeometric model, ARI = (index - expected) / (max - expected)
+over pair counts (Hubert & Arabie 1985).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import SsltkError
+from ..interfaces import Backbone, EvalResult, Evaluator
+from .features import extract_features
+from .results import write_results
+
+
+def contingency(a, b) -> np.ndarray:
+    """n_ij: how many samples carry label i in ``a`` and label j in ``b`` (labels relabelled to 0..n-1)."""
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"label arrays differ in length: {a.shape[0]} vs {b.shape[0]}")
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    table = np.zeros((ai.max() + 1, bi.max() + 1), dtype=np.int64)
+    np.add.at(table, (ai, bi), 1)
+    return table
+
+
+def _entropy(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def mutual_information(table: np.ndarray) -> float:
+    n = table.sum()
+    a, b = table.sum(1, keepdims=True), table.sum(0, keepdims=True)
+    nz = table > 0
+    return float((table[nz] / n * np.log(n * table[nz] / (a @ b)[nz])).sum())
+
+
+def expected_mutual_information(table: np.ndarray) -> float:
+    """E[I(U, V)] over all clusterings with the table's marginals (hypergeometric model, Vinh et al. 2010, eq. 24a)."""
+    from scipy.special import gammaln
+
+    n = int(table.sum())
+    a, b = table.sum(1).astype(np.int64), table.sum(0).astype(np.int64)
+    emi = 0.0
+    lg_n = gammaln(n + 1)
+    for ai in a:
+        for bj in b:
+            lo, hi = max(1, ai + bj - n), min(ai, bj)
+            if lo > hi:
+                continue
+            nij = np.arange(lo, hi + 1, dtype=np.float64)
+            log_p = (gammaln(ai + 1) + gammaln(bj + 1) + gammaln(n - ai + 1) + gammaln(n - bj + 1) - lg_n
+                     - gammaln(nij + 1) - gammaln(ai - nij + 1) - gammaln(bj - nij + 1) - gammaln(n - ai - bj + nij + 1))
+            emi += float((nij / n * np.log(n * nij / (ai * bj)) * np.exp(log_p)).sum())
+    return emi
+
+
+def nmi(a, b) -> float:
+    t = contingency(a, b)
+    ha, hb = _entropy(t.sum(1)), _entropy(t.sum(0))
+    if ha == 0 and hb == 0:
+        return 1.0
+    mi = mutual_information(t)
+    return mi / max((ha + hb) / 2, 1e-300)
+
+
+def adjusted_nmi(a, b) -> float:
+    t = contingency(a, b)
+    if t.shape[0] == t.shape[1] == 1 or t.shape[0] == t.shape[1] == t.sum():
+        return 1.0
+    ha, hb = _entropy(t.sum(1)), _entropy(t.sum(0))
+    mi, emi = mutual_information(t), expected_mutual_information(t)
+    denom = (ha + hb) / 2 - emi
+    if abs(denom) < 1e-15:
+        return 1.0 if abs(mi - emi) < 1e-15 else 0.0
+    return (mi - emi) / denom
+
+
+def adjusted_rand_index(a, b) -> float:
+    t = contingency(a, b)
+    comb2 = lambda x: x * (x - 1) / 2.0
+    index = comb2(t).sum()
+    sa, sb = comb2(t.sum(1)).sum(), comb2(t.sum(0)).sum()
+    total = comb2(t.sum())
+    expected = sa * sb / total if total else 0.0
+    maximum = (sa + sb) / 2
+    if maximum == expected:
+        return 1.0
+    return float((index - expected) / (maximum - expected))
+
+
+def clustering_scores(pred, truth) -> Dict[str, float]:
+    """NMI, adjusted NMI and ARI of ``pred`` against ``truth``, in percent as paper 004's Table 8 prints them."""
+    pred = pred.cpu().numpy() if isinstance(pred, Tensor) else np.asarray(pred)
+    truth = truth.cpu().numpy() if isinstance(truth, Tensor) else np.asarray(truth)
+    return {"nmi": 100 * nmi(pred, truth), "adjusted_nmi": 100 * adjusted_nmi(pred, truth),
+            "ari": 100 * adjusted_rand_index(pred, truth)}
+
+
+def kmeans(x: Tensor, k: int, iters: int = 100, seed: int = 0, tol: float = 1e-6, n_init: int = 1):
+    """Batched Lloyd's k-means with k-means++ seeding, on x's device; returns (labels, centroids, inertia).
+
+    Distances are computed in blocks of rows, so N x k never has to fit at once on large N."""
+    if k < 1 or k > x.shape[0]:
+        raise SsltkError(f"k-means needs 1 <= k <= N, got k={k}, N={x.shape[0]}")
+    x = x.float()
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    best = None
+    for _ in range(n_init):
+        cent = _kmeans_pp(x, k, g)
+        prev = math.inf
+        for _ in range(iters):
+            labels, dist = _assign(x, cent)
+            inertia = float(dist.sum())
+            sums = torch.zeros_like(cent).index_add_(0, labels, x)
+            counts = torch.bincount(labels, minlength=k).to(x.dtype)
+            empty = counts == 0
+            cent = torch.where(empty[:, None], cent, sums / counts.clamp_min(1)[:, None])
+            if empty.any():  # an empty cluster restarts at the points farthest from their centroids
+                far = dist.topk(int(empty.sum())).indices
+                cent[empty] = x[far]
+            if prev - inertia <= tol * max(abs(prev), 1.0) and not empty.any():
+                break
+            prev = inertia
+        labels, dist = _assign(x, cent)
+        inertia = float(dist.sum())
+        if best is None or inertia < best[2]:
+            best = (labels, cent, inertia)
+    return best
+
+
+def _assign(x: Tensor, cent: Tensor, chunk: int = 16384):
+    labels, dists = [], []
+    c2 = (cent * cent).sum(1)
+    for s in range(0, x.shape[0], chunk):
+        xb = x[s : s + chunk]
+        d = (xb * xb).sum(1, keepdim=True) - 2 * xb @ cent.T + c2
+        m, i = d.min(1)
+        labels.append(i)
+        dists.append(m.clamp_min(0))
+    return torch.cat(labels), torch.cat(dists)
+
+
+def _kmeans_pp(x: Tensor, k: int, g: torch.Generator) -> Tensor:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with 2 + log k candidates per step as scikit-learn
+    does): plain k-means++ too often puts two seeds in one well-separated blob, which Lloyd's steps never undo."""
+    n = x.shape[0]
+    trials = 2 + int(math.log(k))
+    first = int(torch.randint(n, (1,), generator=g))
+    cent = [x[first]]
+    d = ((x - x[first]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = d.sum()
+        probs = (d / total).cpu() if total > 0 else torch.full((n,), 1.0 / n)
+        cand = torch.multinomial(probs, trials, replacement=True, generator=g).to(x.device)
+        cand_d = torch.minimum(d[None, :], torch.cdist(x[cand], x).pow(2))  # (trials, N)
+        best = int(cand_d.sum(1).argmin())
+        cent.append(x[cand[best]])
+        d = cand_d[best]
+    return torch.stack(cent)
+
+
+class ClusteringEval(Evaluator):
+    """NMI, adjusted NMI and ARI (%) against the true classes (paper 004, A.2) of k-means on frozen features, or of
+    a method's own labels (``labels``: a .safetensors or .npy file with one label per training image, such
+    as SeLa's exported self-labels)."""
+
+    def __init__(self, k: Optional[int] = None, labels: Optional[str] = None, split: str = "auto",
+                 iters: int = 100, n_init: int = 3, seed: int = 0, normalize: bool = True,
+                 feature_batch_size: int = 512):
+        self.k, self.labels, self.split, self.iters, self.n_init = k, labels, split, iters, n_init
+        self.seed, self.normalize, self.feature_batch_size = seed, normalize, feature_batch_size
+
+    def evaluate(self, backbone: Backbone, data, *, device: torch.device, run_dir: Optional[Path] = None,
+                 name: str = "clustering") -> EvalResult:
+        if self.labels:
+            pred = load_labels(Path(self.labels))
+            truth = data.train.labels
+            if pred.shape[0] != truth.shape[0]:
+                raise SsltkError(f"{self.labels} holds {pred.shape[0]} labels but the training split has "
+                                 f"{truth.shape[0]} images")
+            source, k = "labels", int(pred.max()) + 1
+        else:
+            _, test, source = data.eval_pair(self.split)
+            feats = extract_features(backbone, test.images, data.mean, data.std, device, self.feature_batch_size)
+            if self.normalize:
+                feats = torch.nn.functional.normalize(feats, dim=1)
+            k = self.k or data.num_classes
+            pred, _, _ = kmeans(feats.to(device), k, self.iters, self.seed, n_init=self.n_init)
+            truth = test.labels
+        metrics = dict(clustering_scores(pred.cpu(), truth), k=float(k), num_samples=float(truth.shape[0]))
+        if run_dir is not None:
+            write_results(Path(run_dir), name, dict(metrics, source=source))
+        return EvalResult(metrics)
+
+
+def load_labels(path: Path) -> Tensor:
+    """One integer label per training image from ``.safetensors`` (tensor ``labels``; a (T, N) tensor uses head 0)
+    or ``.npy``."""
+    if not path.is_file():
+        raise SsltkError(f"labels file not found: {path}")
+    if path.suffix == ".npy":
+        arr = torch.from_numpy(np.load(path, allow_pickle=False))
+    elif path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+        if "labels" not in tensors:
+            raise SsltkError(f"{path} has no tensor named 'labels' (found: {', '.join(tensors)})")
+        arr = tensors["labels"]
+    else:
+        raise SsltkError(f"labels must be a .safetensors or .npy file, got {path.name}")
+    return (arr[0] if arr.dim() == 2 else arr).long()

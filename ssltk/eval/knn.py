@@ -1,0 +1,76 @@
+"""Weighted k-nearest-neighbour classification, the SeLa paper's protocol (paper 004, section 4.1 and Table 10).
+
+Embeddings are L2-normalised (optionally after PCA to ``pca_dim`` dimensions, fitted on the training features), the
+k most cosine-similar training samples vote for their class with weight exp(sim / sigma), and the class with the
+largest summed weight wins. Similarities are computed in blocks of test samples, so 50,000 x 10,000 never needs
+more than ``chunk`` x N_train floats at once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..interfaces import Backbone, EvalResult, Evaluator
+from .features import extract_features
+from .results import write_results
+
+
+def pca_project(train: Tensor, test: Tensor, dim: int) -> Tuple[Tensor, Tensor]:
+    """Both feature sets projected on the top ``dim`` principal directions of the (centred) training features."""
+    if dim >= train.shape[1]:
+        return train, test
+    mean = train.mean(0, keepdim=True)
+    # the right singular vectors of the centred data are the principal directions; full SVD on D x D is cheap
+    cov = (train - mean).T.double() @ (train - mean).double()
+    evals, evecs = torch.linalg.eigh(cov)
+    basis = evecs[:, evals.argsort(descending=True)[:dim]].to(train.dtype)
+    return (train - mean) @ basis, (test - mean) @ basis
+
+
+def knn_predict(train: Tensor, train_labels: Tensor, test: Tensor, num_classes: int, k: int = 50,
+                sigma: float = 0.1, chunk: int = 1024) -> Tensor:
+    """Predicted classes (N_test,) by similarity-weighted votes of the ``k`` nearest training samples (cosine)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(k, train.shape[0])
+    train_n = F.normalize(train.float(), dim=1)
+    test_n = F.normalize(test.float(), dim=1)
+    train_labels = train_labels.to(train_n.device).long()
+    preds = []
+    for start in range(0, test_n.shape[0], chunk):
+        sim = test_n[start : start + chunk] @ train_n.T
+        top_sim, top_idx = sim.topk(k, dim=1)
+        weights = (top_sim / sigma).exp()
+        votes = torch.zeros(sim.shape[0], num_classes, device=sim.device, dtype=weights.dtype)
+        votes.scatter_add_(1, train_labels[top_idx], weights)
+        preds.append(votes.argmax(1))
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+class KNNEval(Evaluator):
+    """Weighted kNN top-1 accuracy (%) on frozen features (paper 004: cosine, exp(sim/sigma) votes, k=50, sigma=0.1)."""
+
+    def __init__(self, k: int = 50, sigma: float = 0.1, pca_dim: Optional[int] = None, split: str = "auto",
+                 chunk: int = 1024, feature_batch_size: int = 512):
+        self.k, self.sigma, self.pca_dim, self.split = k, sigma, pca_dim, split
+        self.chunk, self.feature_batch_size = chunk, feature_batch_size
+
+    def evaluate(self, backbone: Backbone, data, *, device: torch.device, run_dir: Optional[Path] = None,
+                 name: str = "knn") -> EvalResult:
+        train, test, split = data.eval_pair(self.split)
+        feats = lambda s: extract_features(backbone, s.images, data.mean, data.std, device, self.feature_batch_size)
+        tr_x, te_x = feats(train).to(device), feats(test).to(device)
+        if self.pca_dim:
+            tr_x, te_x = pca_project(tr_x, te_x, self.pca_dim)
+        num_classes = int(max(train.labels.max(), test.labels.max()).item()) + 1
+        pred = knn_predict(tr_x, train.labels, te_x, num_classes, self.k, self.sigma, self.chunk).cpu()
+        metrics = {"accuracy": float((pred == test.labels).float().mean().item() * 100.0),
+                   "num_train": float(len(train)), "num_test": float(len(test))}
+        if run_dir is not None:
+            write_results(Path(run_dir), name, dict(metrics, split=split, k=self.k, sigma=self.sigma,
+                                                    pca_dim=self.pca_dim))
+        return EvalResult(metrics)
