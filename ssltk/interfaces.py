@@ -136,7 +136,8 @@ class Objective(nn.Module):
         raise NotImplementedError
 
     def on_fit_start(self, ctx: FitContext) -> None:
-        """Called once before the first epoch (also when resuming)."""
+        """Called once before the first epoch, also when resuming: then before the checkpoint is restored, so that
+        state created here (buffers sized from the data) is overwritten by the checkpoint's."""
 
     def on_epoch_start(self, ctx: FitContext, epoch: int) -> None:
         """Called at the start of every epoch (0-based), after the backbone is in training mode."""

@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 import torch
 
 from .engine.build import build, build_objective, import_class, resolve
-from .interfaces import DataSpec, Objective, ViewBatch
+from .interfaces import DataSpec, FitContext, Objective, ViewBatch
 
 SMALL_SPEC = DataSpec(image_size=32, channels=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_classes=4)
 
@@ -32,11 +32,30 @@ def make_batch(objective: Objective, batch_size: int = 4, spec: DataSpec = SMALL
     return ViewBatch(views=views, num_views=k, index=torch.arange(batch_size), labels=labels)
 
 
+def contract_context(backbone: torch.nn.Module, num_train: int = 256, seed: int = 0,
+                     spec: DataSpec = SMALL_SPEC) -> FitContext:
+    """A FitContext over ``num_train`` seeded random images (labels 0..C-1), as the engine would hand it over."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (num_train, spec.channels, spec.image_size, spec.image_size), generator=g,
+                           dtype=torch.uint8)
+
+    def features(model: Optional[torch.nn.Module] = None) -> torch.Tensor:
+        from .eval.features import extract_features
+
+        return extract_features(model or backbone, images, spec.mean, spec.std, torch.device("cpu"))
+
+    return FitContext(num_train=num_train, num_classes=spec.num_classes, seed=seed, device=torch.device("cpu"),
+                      epochs=1, steps_per_epoch=1, train_labels=torch.arange(num_train) % spec.num_classes,
+                      extract_features=features, data_spec=spec)
+
+
 def build_pair(objective: str, backbone: str = "conv4", seed: int = 0, objective_args: Optional[dict] = None,
                backbone_args: Optional[dict] = None) -> Tuple[torch.nn.Module, Objective]:
+    """Backbone and objective built as the engine builds them, with ``on_fit_start`` already called."""
     torch.manual_seed(seed)
     bb = build(resolve("backbone", backbone, backbone_args))
     obj = build_objective(resolve("objective", objective, objective_args), bb.num_features, SMALL_SPEC.num_classes)
+    obj.on_fit_start(contract_context(bb, seed=seed))
     return bb, obj
 
 

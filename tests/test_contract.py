@@ -1,12 +1,25 @@
 """The contract suite over every registered objective and every built-in backbone."""
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
 import ssltk
 from ssltk.testing import check_objective
 
+def _label_file() -> str:
+    """Self-labels for the 256 images of the contract context, as ``ssltk sela-labels`` would export them."""
+    from safetensors.torch import save_file
+
+    path = Path(tempfile.mkdtemp(prefix="ssltk-contract-")) / "labels.safetensors"
+    save_file({"labels": torch.stack([torch.arange(256) % 16, torch.arange(256).flip(0) % 16])}, str(path))
+    return str(path)
+
+
 # keep K small in the suite: the contract does not depend on the number of views
-SMALL_ARGS = {"relational": {"k": 2}, "structured-mi": {"k": 2}}
+SMALL_ARGS = {"relational": {"k": 2}, "structured-mi": {"k": 2}, "sela": {"clusters": 16, "heads": 2},
+              "sela-transfer": {"labels": _label_file()}}
 BACKBONES = ["conv4", "resnet8", "resnet32", "resnet56", "resnet34", "alexnet", "timm:resnet18"]
 FEATURES = {"resnet34": 512, "alexnet": 4096, "timm:resnet18": 512}
 

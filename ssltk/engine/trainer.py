@@ -247,17 +247,18 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             _write_yaml(self.run_dir / "config.yaml", self.config)
         self.global_step = 0
+        ctx = self.context()
+        # before the restore: state an objective sizes from the data (SeLa's labels) is then overwritten in place
+        self.objective.on_fit_start(ctx)
         start_epoch = self._restore() if self.resume else 0
         if self.resume and start_epoch == 0 and self.rank == 0:
             print(f"ssltk: no checkpoint in {self.run_dir}/checkpoints; starting from epoch 1")
-        ctx = self.context()
         self.probe = None
         if self.cfg.probe_every > 0:
             from ..eval.probe import OnlineProbe
 
             self.probe = OnlineProbe(self.images, self.labels, self.spec.mean, self.spec.std, self.device,
                                      self.cfg.probe_size, seed=self.cfg.seed)
-        self.objective.on_fit_start(ctx)
         log = MetricsLog(self.run_dir / "metrics.jsonl" if self.rank == 0 else None)
         total = self.cfg.epochs * self.steps_per_epoch
         progress = TrainProgress(total, start_epoch * self.steps_per_epoch, self.cfg.epochs,

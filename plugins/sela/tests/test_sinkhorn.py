@@ -62,3 +62,23 @@ def test_warm_start_converges_in_fewer_iterations():
 def test_rejects_a_vector():
     with pytest.raises(ValueError, match="N x K"):
         sinkhorn_log(torch.zeros(5))
+
+
+@pytest.mark.parametrize("scale", [1.0, 5.0])
+def test_stabilized_iteration_agrees_with_the_log_domain_one(scale):
+    g = torch.Generator().manual_seed(6)
+    logits = torch.randn(800, 25, generator=g) * scale
+    fast = sinkhorn_labels(logits, lam=25.0, tol=1e-4, max_iters=20000)
+    ref = sinkhorn_labels(logits, lam=25.0, tol=1e-4, max_iters=20000, mode="log")
+    assert (fast.labels == ref.labels).float().mean() > 0.99
+    assert fast.error < 1e-4
+
+
+def test_a_column_no_image_prefers_still_gets_its_share():
+    # class 0 is far less likely than the others for every image: P^25 of that column underflows to zero
+    logits = torch.randn(300, 6, generator=torch.Generator().manual_seed(7))
+    logits[:, 0] -= 8.0
+    assert (torch.softmax(logits, 1)[:, 0] ** 25 * 300).max() < 1e-38
+    res = sinkhorn_labels(logits, lam=25.0, tol=1e-3, max_iters=20000)
+    assert torch.isfinite(res.v).all() and res.error < 1e-3
+    assert int((res.labels == 0).sum()) > 0

@@ -76,42 +76,102 @@ def _column_lse(a: Tensor, u: Tensor, chunk: int, distributed: bool) -> Tensor:
     return total.log() + safe
 
 
+def _kernel(a: Tensor, u: Tensor, v: Tensor, log_n: float, chunk: int, out: Optional[Tensor]) -> Tensor:
+    """E = exp(a + u + v + log N): the current plan Q times N (rows sum to 1 right after a row update)."""
+    out = torch.empty_like(a) if out is None else out
+    for s in range(0, a.shape[0], chunk):
+        torch.exp(a[s : s + chunk] + (u[s : s + chunk, None] + log_n) + v, out=out[s : s + chunk])
+    return out
+
+
 def sinkhorn_log(a: Tensor, max_iters: int = 1000, tol: float = 1e-2, chunk: int = 65536,
-                 v0: Optional[Tensor] = None, distributed: bool = False, check_every: int = 1) -> SinkhornResult:
+                 v0: Optional[Tensor] = None, distributed: bool = False, absorb_at: float = 20.0,
+                 mode: str = "stabilized") -> SinkhornResult:
     """Solve eq. 7 for ``a = lambda * log P`` (N x K, float32; this rank's rows when ``distributed``).
 
     ``v0`` warm-starts the column scalings (a previous result's ``v``); otherwise they start uniform, as in the
     authors' code. Iterates until sum_y |K col_y - 1| < ``tol`` (the paper's criterion) or ``max_iters``.
+
+    ``mode="stabilized"`` (default) runs the cheap iteration of eq. 8 -- two matrix-vector products with a kernel
+    E = exp(a + u + v) -- and absorbs the scalings into the log-domain ``u``, ``v`` (recomputing E) whenever one
+    leaves [e^-absorb_at, e^absorb_at], so float32 never overflows (Schmitzer 2019, "stabilized sparse scaling").
+    A column whose kernel entries all underflow takes one exact log-domain update instead. ``mode="log"`` does
+    every iteration in the log domain: slower (exponentials every iteration), the reference for the tests.
     """
     if a.dim() != 2:
         raise ValueError(f"expected an N x K matrix, got shape {tuple(a.shape)}")
+    if mode not in ("stabilized", "log"):
+        raise ValueError(f"mode must be stabilized or log, got {mode!r}")
     n_local, k = a.shape
     n_total = torch.tensor(float(n_local), device=a.device)
     n = int(_all_reduce(n_total, "sum", distributed).item())
     log_n, log_k = math.log(n), math.log(k)
     v = (v0.to(a.device, torch.float32).clone() if v0 is not None
          else torch.zeros(k, dtype=torch.float32, device=a.device))
-    err, it = math.inf, 0
     u = _row_update(a, v, log_n, chunk)
-    for it in range(1, max_iters + 1):
-        lse = _column_lse(a, u, chunk, distributed)
-        # column sums are exp(v + lse); K times each should be 1 under equipartition
-        if it % check_every == 0 or it == max_iters:
-            err = float((k * (v + lse).exp() - 1).abs().sum())
+    if mode == "log":
+        err, it = math.inf, 0
+        for it in range(1, max_iters + 1):
+            lse = _column_lse(a, u, chunk, distributed)
+            err = float((k * (v + lse).exp() - 1).abs().sum())  # column sums are exp(v + lse)
             if err < tol:
                 break
-        v = -log_k - lse
-        u = _row_update(a, v, log_n, chunk)
+            v = -log_k - lse
+            u = _row_update(a, v, log_n, chunk)
+    else:
+        u, v, it, err = _stabilized(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at)
     labels = torch.empty(n_local, dtype=torch.long, device=a.device)
     for s in range(0, n_local, chunk):
         labels[s : s + chunk] = (a[s : s + chunk] + v).argmax(1)
     return SinkhornResult(labels, u, v, it, err)
 
 
+def _stabilized(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at):
+    # most kernel entries of a peaked P^lambda are below float32's normal range: denormal arithmetic is many
+    # times slower on CPUs, and those entries are negligible, so they are flushed to zero while iterating
+    flush = torch.set_flush_denormal(True)
+    try:
+        return _stabilized_loop(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+
+
+def _stabilized_loop(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at):
+    n_local = a.shape[0]
+    err, it = math.inf, 0
+    kern = _kernel(a, u, v, log_n, chunk, None)
+    r = torch.ones(n_local, dtype=torch.float32, device=a.device)
+    c = torch.ones(k, dtype=torch.float32, device=a.device)
+    for it in range(1, max_iters + 1):
+        col = _all_reduce(kern.T @ r, "sum", distributed)  # N times the column sums of Q, over c
+        if bool((col <= 0).any()) or not bool(torch.isfinite(r).all()):
+            # a column (or row) lost all its mass to underflow: one exact log-domain step, then a fresh kernel
+            u = _row_update(a, v, log_n, chunk)
+            v = -log_k - _column_lse(a, u, chunk, distributed)
+            u = _row_update(a, v, log_n, chunk)
+            kern = _kernel(a, u, v, log_n, chunk, kern)
+            r.fill_(1.0)
+            c.fill_(1.0)
+            continue
+        err = float((k / n * c * col - 1).abs().sum())
+        if err < tol:
+            break
+        c = (n / k) / col
+        r = 1.0 / (kern @ c)
+        if float(max(r.log().abs().max(), c.log().abs().max())) > absorb_at:
+            u, v = u + r.log(), v + c.log()
+            kern = _kernel(a, u, v, log_n, chunk, kern)
+            r.fill_(1.0)
+            c.fill_(1.0)
+    return u + r.log(), v + c.log(), it, err
+
+
 def sinkhorn_labels(logits: Tensor, lam: float = 25.0, max_iters: int = 1000, tol: float = 1e-2,
-                    chunk: int = 65536, v0: Optional[Tensor] = None, distributed: bool = False) -> SinkhornResult:
+                    chunk: int = 65536, v0: Optional[Tensor] = None, distributed: bool = False,
+                    mode: str = "stabilized") -> SinkhornResult:
     """SeLa's self-labelling step from a head's logits (N x K): P = softmax(logits), Q from eq. 8, labels argmax."""
-    return sinkhorn_log(scaled_log_probs(logits, lam, chunk), max_iters, tol, chunk, v0, distributed)
+    return sinkhorn_log(scaled_log_probs(logits, lam, chunk), max_iters, tol, chunk, v0, distributed, mode=mode)
 
 
 def assignment(a: Tensor, result: SinkhornResult) -> Tensor:

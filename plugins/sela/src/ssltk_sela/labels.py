@@ -1,0 +1,95 @@
+"""Label export and label transfer (paper 004, section 4.3).
+
+``ssltk sela-labels --run RUN`` writes the final self-labels of a SeLa run (the (T, N) label buffer of its last
+checkpoint, in training-set order) to ``RUN/self_labels.safetensors``, with the run's data spec as metadata. The
+``sela-transfer`` objective then trains a fresh backbone from scratch on those labels with plain cross-entropy,
+one linear head per clustering, exactly as supervised training on ground truth would.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ssltk import DataSpec, FitContext, Objective, ObjectiveOutput, SsltkError, ViewBatch
+from ssltk.data.recipes import SelaAugment
+
+
+def export_labels(run_dir: Path, out: Optional[Path] = None) -> Path:
+    """The (T, N) self-labels of the last checkpoint of a SeLa run, as ``labels`` in a safetensors file."""
+    from ssltk.engine.checkpoint import read_safetensors, save_safetensors
+    from ssltk.engine.trainer import _checkpoints, read_run_config
+
+    cfg = read_run_config(run_dir)
+    ckpts = _checkpoints(run_dir)
+    if not ckpts:
+        raise SsltkError(f"{run_dir} has no checkpoint to take the labels from")
+    tensors, meta = read_safetensors(ckpts[-1])
+    if "objective.labels" not in tensors:
+        raise SsltkError(f"{ckpts[-1]} holds no self-labels (objective.labels); is {run_dir} a SeLa run?")
+    labels = tensors["objective.labels"].long()
+    out = out or run_dir / "self_labels.safetensors"
+    save_safetensors({"labels": labels.contiguous()}, {"data": cfg["data"], "epoch": meta.get("epoch"),
+                                                       "source_run": str(run_dir)}, out)
+    return out
+
+
+def load_label_file(path: Path) -> Tensor:
+    from ssltk.engine.checkpoint import read_safetensors
+
+    tensors, _ = read_safetensors(Path(path))
+    if "labels" not in tensors:
+        raise SsltkError(f"{path} has no tensor named 'labels'")
+    labels = tensors["labels"].long()
+    return labels[None] if labels.dim() == 1 else labels
+
+
+class LabelTransfer(Objective):
+    """Label transfer (paper 004, section 4.3): cross-entropy of fresh heads on exported self-labels."""
+
+    trainer_defaults = {"optimizer": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 5e-4}
+
+    def __init__(self, in_dim: int, labels: str = "self_labels.safetensors"):
+        super().__init__(in_dim)
+        self.labels_path = labels
+        table = load_label_file(Path(labels))
+        self.register_buffer("targets", table)
+        k = int(table.max().item()) + 1
+        self.heads = nn.ModuleList(nn.Linear(in_dim, k) for _ in range(table.shape[0]))
+
+    @property
+    def num_views(self) -> int:
+        return 1
+
+    def augmentation(self, spec: DataSpec):
+        return SelaAugment().configure(spec)
+
+    def on_fit_start(self, ctx: FitContext) -> None:
+        if self.targets.shape[1] != ctx.num_train:
+            raise SsltkError(f"{self.labels_path} labels {self.targets.shape[1]} images but this training split has "
+                             f"{ctx.num_train}: use the data options of the run the labels came from")
+
+    def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
+        z = backbone(batch.views)
+        idx = batch.index.to(self.targets.device).repeat(batch.num_views)
+        losses = [F.cross_entropy(head(z), self.targets[t, idx]) for t, head in enumerate(self.heads)]
+        return ObjectiveOutput(torch.stack(losses).mean())
+
+
+def main(argv: List[str]) -> int:
+    """Export a SeLa run's self-labels: ``ssltk sela-labels --run RUN [--out FILE]``."""
+    p = argparse.ArgumentParser(prog="ssltk sela-labels", description=main.__doc__, allow_abbrev=False)
+    p.add_argument("--run", required=True)
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    path = export_labels(Path(a.run), Path(a.out) if a.out else None)
+    labels = load_label_file(path)
+    counts = torch.bincount(labels[0])
+    print(json.dumps({"labels": str(path), "heads": labels.shape[0], "images": labels.shape[1],
+                      "clusters": int(labels.max()) + 1, "head0_cluster_sizes": [int(counts.min()), int(counts.max())]}))
+    return 0

@@ -1,0 +1,119 @@
+"""SeLa: self-labelling via simultaneous clustering and representation learning (Asano, Rupprecht & Vedaldi,
+ICLR 2020; paper 004).
+
+T linear heads of K clusters each ("SeLa [K x T]", section 3.5) sit on the backbone; the loss is the mean of the
+heads' cross-entropies against the current self-labels (eq. 6, step 1). The labels start balanced and random
+(i mod K, shuffled per head, appendix A.1) and are re-optimised at fractions t_i = (i / (M - 1))^2 of training
+(appendix A.1): the engine's whole-dataset pass gives the backbone's features of every un-augmented training image,
+each head turns them into logits, and Sinkhorn-Knopp (eq. 8) finds the equipartitioned assignment (step 2).
+``label_step: kmeans`` replaces Sinkhorn with k-means on the features, the comparison of section 4.5 / Table 8.
+
+Defaults are the CIFAR recipe of the authors' code (shared/reference/implementation-notes.md): [128 x 10],
+SGD lr 0.03, momentum 0.9, weight decay 5e-4; lambda = 25 as in the paper (the CIFAR code uses 10).
+"""
+from __future__ import annotations
+
+import math
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ssltk import DataSpec, FitContext, Objective, ObjectiveOutput, ViewBatch
+from ssltk.data.recipes import SelaAugment
+
+from .sinkhorn import sinkhorn_labels
+
+
+def label_epochs(epochs: int, m: int) -> List[int]:
+    """The (0-based) epochs whose start re-optimises the labels: the first epoch at or after each t_i * epochs,
+    t_i = (i / (M - 1))^2 for i = 1..M-1, keeping those inside training (t_i = 1 would be after the last step)."""
+    if m < 2:
+        return []
+    out = sorted({math.ceil((i / (m - 1)) ** 2 * epochs - 1e-9) for i in range(1, m)})
+    return [e for e in out if e < epochs]
+
+
+def balanced_random_labels(n: int, k: int, heads: int, seed: int) -> Tensor:
+    """(T, N) labels, each head an equipartition i mod K under its own random permutation (appendix A.1)."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.arange(n) % k
+    return torch.stack([base[torch.randperm(n, generator=g)] for _ in range(heads)])
+
+
+class SelaObjective(Objective):
+    """SeLa [K x T]: cross-entropy on self-labels that Sinkhorn-Knopp re-assigns under equipartition (paper 004)."""
+
+    trainer_defaults = {"optimizer": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 5e-4}
+
+    def __init__(self, in_dim: int, clusters: int = 128, heads: int = 10, label_steps: int = 20, lam: float = 25.0,
+                 tol: float = 1e-2, max_iters: int = 1000, warm_start: bool = False, label_step: str = "sinkhorn",
+                 chunk: int = 65536):
+        super().__init__(in_dim)
+        if clusters < 2 or heads < 1:
+            raise ValueError(f"SeLa needs clusters >= 2 and heads >= 1, got [{clusters} x {heads}]")
+        if label_step not in ("sinkhorn", "kmeans"):
+            raise ValueError(f"label_step must be sinkhorn or kmeans, got {label_step!r}")
+        self.clusters, self.num_heads, self.label_steps = clusters, heads, label_steps
+        self.lam, self.tol, self.max_iters, self.warm_start = lam, tol, max_iters, warm_start
+        self.label_step, self.chunk = label_step, chunk
+        self.heads = nn.ModuleList(nn.Linear(in_dim, clusters) for _ in range(heads))
+        # labels and the Sinkhorn column scalings are state: they go into checkpoints and resume with the run
+        self.register_buffer("labels", torch.zeros(heads, 0, dtype=torch.long))
+        self.register_buffer("scalings", torch.zeros(heads, clusters))
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.last_stats: dict = {}
+
+    @property
+    def num_views(self) -> int:
+        return 1
+
+    def augmentation(self, spec: DataSpec):
+        return SelaAugment().configure(spec)
+
+    def on_fit_start(self, ctx: FitContext) -> None:
+        if self.labels.shape[1] != ctx.num_train:  # a resumed run then loads its own labels over these
+            if ctx.num_train < self.clusters:
+                raise ValueError(f"{ctx.num_train} training images cannot fill {self.clusters} clusters")
+            self.labels = balanced_random_labels(ctx.num_train, self.clusters, self.num_heads,
+                                                 ctx.seed).to(ctx.device)
+        self._schedule = set(label_epochs(ctx.epochs, self.label_steps))
+
+    def on_epoch_start(self, ctx: FitContext, epoch: int) -> None:
+        if epoch in self._schedule:
+            self.optimise_labels(ctx.extract_features())
+
+    @torch.no_grad()
+    def optimise_labels(self, features: Tensor) -> None:
+        """Step 2 of section 3.1 for every head, from (N, D) features of the un-augmented training images."""
+        features = features.to(self.labels.device)
+        new, iters = [], []
+        for t, head in enumerate(self.heads):
+            if self.label_step == "kmeans":
+                from ssltk.eval.clustering import kmeans
+
+                labels, _, _ = kmeans(F.normalize(features.float(), dim=1), self.clusters,
+                                      seed=int(self.steps_done) * 1000 + t)
+                new.append(labels)
+                continue
+            logits = head(features.float())
+            res = sinkhorn_labels(logits, self.lam, self.max_iters, self.tol, self.chunk,
+                                  v0=self.scalings[t] if self.warm_start and int(self.steps_done) > 0 else None)
+            self.scalings[t] = res.v
+            new.append(res.labels)
+            iters.append(res.iterations)
+        changed = (torch.stack(new) != self.labels).float().mean().item()
+        self.labels = torch.stack(new)
+        self.steps_done += 1
+        self.last_stats = {"label_changes": changed, "sinkhorn_iters": float(sum(iters) / max(len(iters), 1))}
+
+    def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
+        z = backbone(batch.views)
+        idx = batch.index.to(self.labels.device).repeat(batch.num_views)
+        losses = [F.cross_entropy(head(z), self.labels[t, idx]) for t, head in enumerate(self.heads)]
+        loss = torch.stack(losses).mean()
+        logs = {"ce_head0": losses[0].detach()}
+        if self.last_stats:
+            logs.update({k: torch.tensor(v) for k, v in self.last_stats.items()})
+        return ObjectiveOutput(loss, logs)

@@ -1,0 +1,18 @@
+"""Entry point of the ``sela`` plugin (group ``ssltk``)."""
+from ssltk import hookimpl
+
+
+@hookimpl
+def ssltk_register_objectives(register):
+    from .labels import LabelTransfer
+    from .objective import SelaObjective
+
+    register("sela", SelaObjective)
+    register("sela-transfer", LabelTransfer)
+
+
+@hookimpl
+def ssltk_add_subcommands(register):
+    from .labels import main
+
+    register("sela-labels", main)

@@ -1,0 +1,95 @@
+"""The SeLa objective: schedule, initial labels, label steps, checkpointed labels, export and label transfer."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ssltk.testing import build_pair, contract_context, make_batch
+from ssltk_sela import balanced_random_labels, label_epochs
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "ssltk", *args], capture_output=True, text=True)
+
+
+def test_schedule_is_quadratic_and_dense_early():
+    # t_i = (i / (M - 1))^2: for 400 epochs and M = 5, 1/16, 4/16, 9/16 of training (t = 1 is past the end)
+    assert label_epochs(400, 5) == [25, 100, 225]
+    e = label_epochs(200, 20)
+    gaps = [b - a for a, b in zip(e, e[1:])]
+    assert gaps == sorted(gaps) and e[-1] < 200
+    assert label_epochs(10, 1) == []
+
+
+def test_initial_labels_are_balanced_and_differ_per_head():
+    labels = balanced_random_labels(1000, 10, 3, seed=0)
+    assert labels.shape == (3, 1000)
+    for row in labels:
+        assert torch.bincount(row).tolist() == [100] * 10
+    assert not torch.equal(labels[0], labels[1])
+    assert torch.equal(labels, balanced_random_labels(1000, 10, 3, seed=0))
+
+
+def test_label_step_is_an_equipartition_per_head():
+    bb, obj = build_pair("sela", objective_args={"clusters": 16, "heads": 2})
+    ctx = contract_context(bb)
+    feats = ctx.extract_features()
+    obj.optimise_labels(feats)
+    assert obj.labels.shape == (2, 256)
+    for t, head in enumerate(obj.heads):
+        # the transport plan Q of eq. 8 is an equipartition: every column holds 1/K of the mass (to the tolerance);
+        # its argmax labels are only as balanced as Q is peaked, which an untrained head's is not
+        a = 25.0 * torch.log_softmax(head(feats), 1)
+        u = -torch.log(torch.tensor(256.0)) - torch.logsumexp(a + obj.scalings[t], 1)
+        q = (a + u[:, None] + obj.scalings[t]).exp()
+        assert (q.sum(0) * 16 - 1).abs().sum() < 1e-2
+        assert torch.equal(obj.labels[t], (a + obj.scalings[t]).argmax(1))
+    assert int(obj.steps_done) == 1 and obj.last_stats["sinkhorn_iters"] >= 1
+
+
+def test_kmeans_label_step_variant():
+    bb, obj = build_pair("sela", objective_args={"clusters": 8, "heads": 1, "label_step": "kmeans"})
+    obj.optimise_labels(contract_context(bb).extract_features())
+    assert obj.labels.shape == (1, 256) and int(obj.labels.max()) < 8
+
+
+def test_loss_is_the_mean_of_the_heads_cross_entropies():
+    bb, obj = build_pair("sela", objective_args={"clusters": 16, "heads": 3})
+    batch = make_batch(obj, batch_size=6)
+    with torch.no_grad():
+        z = bb(batch.views)
+        expected = sum(torch.nn.functional.cross_entropy(h(z), obj.labels[t, batch.index])
+                       for t, h in enumerate(obj.heads)) / 3
+    torch.testing.assert_close(obj(batch, bb).loss.detach(), expected)
+
+
+def test_fit_resume_export_and_transfer(tmp_path):
+    common = ["--data", "digits", "--data.train_size", "320", "--trainer.batch_size", "32", "--trainer.progress",
+              "false", "--evaluate.linear", "false"]
+    run = tmp_path / "sela"
+    proc = _cli("fit", "--objective", "sela", "--objective.clusters", "20", "--objective.heads", "2",
+                "--objective.label_steps", "4", *common, "--trainer.epochs", "2", "--trainer.run_dir", str(run))
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli("fit", "--resume", str(run), "--trainer.epochs", "3")
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli("sela-labels", "--run", str(run))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert (info["heads"], info["images"], info["clusters"]) == (2, 320, 20)
+    epochs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"epoch"' in x]
+    assert any(r.get("label_changes", 0) > 0 for r in epochs if r["event"] == "epoch")
+    transfer = tmp_path / "transfer"
+    proc = _cli("fit", "--objective", "sela-transfer", "--objective.labels", info["labels"], *common,
+                "--trainer.epochs", "1", "--trainer.run_dir", str(transfer))
+    assert proc.returncode == 0, proc.stderr
+    bad = _cli("fit", "--objective", "sela-transfer", "--objective.labels", info["labels"], "--data", "digits",
+               "--data.train_size", "100", "--trainer.progress", "false", "--trainer.epochs", "1",
+               "--trainer.run_dir", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "320 images" in bad.stderr
+
+
+def test_rejects_bad_configuration():
+    with pytest.raises(ValueError, match="label_step"):
+        build_pair("sela", objective_args={"label_step": "spectral"})
