@@ -17,4 +17,5 @@ def test_example_config_parses(path, capsys):
     cfg = yaml.safe_load(capsys.readouterr().out)
     raw = yaml.safe_load(path.read_text())
     assert cfg["trainer"]["epochs"] == raw["trainer"]["epochs"]
-    assert cfg["objective"]["init_args"]["k"] == raw["objective"]["init_args"]["k"]
+    for key, value in raw["objective"]["init_args"].items():
+        assert cfg["objective"]["init_args"][key] == value, key

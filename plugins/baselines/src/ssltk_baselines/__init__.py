@@ -1,5 +1,7 @@
 """The baselines of the relational-reasoning benchmark (paper 000, appendix A.5) as one ssltk plugin."""
 from .random_weights import RandomWeights
+from .rotation import RotationObjective
+from .simclr import SimCLRObjective, nt_xent
 from .supervised import SupervisedObjective
 
-__all__ = ["RandomWeights", "SupervisedObjective"]
+__all__ = ["RandomWeights", "RotationObjective", "SimCLRObjective", "SupervisedObjective", "nt_xent"]

@@ -5,7 +5,11 @@ from ssltk import hookimpl
 @hookimpl
 def ssltk_register_objectives(register):
     from .random_weights import RandomWeights
+    from .rotation import RotationObjective
+    from .simclr import SimCLRObjective
     from .supervised import SupervisedObjective
 
     register("supervised", SupervisedObjective)
     register("random", RandomWeights)
+    register("simclr", SimCLRObjective)
+    register("rotationnet", RotationObjective)

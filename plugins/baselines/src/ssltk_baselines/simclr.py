@@ -1,0 +1,61 @@
+"""SimCLR (Chen et al. 2020) as in the relational-reasoning benchmark (paper 000, appendix A.5).
+
+Projection head Linear(D, 256) -> BatchNorm1d -> LeakyReLU -> Linear(256, 64); cosine similarity, temperature 0.5;
+NT-Xent over the 2M views of a batch of M images: each view's positive is the other view of its image, its
+negatives the 2M - 2 other views. The loss is the mean over views of -log softmax (the public relational code
+averages the ratio before the log: **pitfall**, shared/reference/implementation-notes.md). Adam 1e-3, batch 128.
+
+``gather`` is the extension point for negatives from other processes: a callable that takes this process's
+(2M, d) normalised projections and returns (all projections, offset of this process's rows); the distributed
+engine supplies an all-gather that keeps gradients.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ssltk import Objective, ObjectiveOutput, ViewBatch
+
+Gather = Callable[[Tensor], Tuple[Tensor, int]]
+
+
+def nt_xent(z: Tensor, num_views: int = 2, temperature: float = 0.5, gather: Optional[Gather] = None) -> Tensor:
+    """NT-Xent of view-major projections ``z`` ([view_1 batch; view_2 batch], 2M x d), eq. 1 of SimCLR.
+
+    With ``gather`` the candidates are every process's views; this process's rows start at the returned offset."""
+    if num_views != 2:
+        raise ValueError(f"NT-Xent pairs exactly two views per image, got {num_views}")
+    z = F.normalize(z.float(), dim=1)
+    n = z.shape[0]
+    m = n // 2
+    keys, offset = gather(z) if gather is not None else (z, 0)
+    sim = z @ keys.T / temperature
+    rows = torch.arange(n, device=z.device)
+    sim[rows, rows + offset] = float("-inf")  # a view is not its own negative
+    positive = (rows + m) % n + offset
+    return F.cross_entropy(sim, positive)
+
+
+class SimCLRObjective(Objective):
+    """SimCLR: NT-Xent on two views through a projection MLP (paper 000, A.5; Chen et al. 2020)."""
+
+    trainer_defaults = {"batch_size": 128}
+
+    def __init__(self, in_dim: int, hidden: int = 256, out_dim: int = 64, temperature: float = 0.5):
+        super().__init__(in_dim)
+        self.temperature = temperature
+        self.projector = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(),
+                                       nn.Linear(hidden, out_dim))
+        self.gather: Optional[Gather] = None
+
+    @property
+    def num_views(self) -> int:
+        return 2
+
+    def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
+        z = self.projector(backbone(batch.views))
+        loss = nt_xent(z, batch.num_views, self.temperature, self.gather)
+        return ObjectiveOutput(loss)
