@@ -135,12 +135,22 @@ class Objective(nn.Module):
     def forward(self, batch: ViewBatch, backbone: Backbone) -> ObjectiveOutput:  # pragma: no cover
         raise NotImplementedError
 
+    def setup(self, backbone: "Backbone", spec: DataSpec) -> None:
+        """Called once the backbone is built and on its device, before the optimizer exists: the place to create
+        heads whose shape depends on the backbone's inner layers (Deep InfoMax's local critic)."""
+
     def on_fit_start(self, ctx: FitContext) -> None:
         """Called once before the first epoch, also when resuming: then before the checkpoint is restored, so that
         state created here (buffers sized from the data) is overwritten by the checkpoint's."""
 
     def on_epoch_start(self, ctx: FitContext, epoch: int) -> None:
         """Called at the start of every epoch (0-based), after the backbone is in training mode."""
+
+    def sampling_weights(self) -> Optional[Tensor]:
+        """Per-training-image weights for this epoch's batches, drawn with replacement (DeepCluster's uniform
+        sampling over clusters); None, the default, keeps the plain seeded permutation. Read after
+        :meth:`on_epoch_start`."""
+        return None
 
 
 @dataclass

@@ -55,6 +55,7 @@ def build_pair(objective: str, backbone: str = "conv4", seed: int = 0, objective
     torch.manual_seed(seed)
     bb = build(resolve("backbone", backbone, backbone_args))
     obj = build_objective(resolve("objective", objective, objective_args), bb.num_features, SMALL_SPEC.num_classes)
+    obj.setup(bb, SMALL_SPEC)
     obj.on_fit_start(contract_context(bb, seed=seed))
     return bb, obj
 

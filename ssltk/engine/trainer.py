@@ -174,6 +174,8 @@ class Trainer:
         self.objective = build_objective(self.config["objective"], self.backbone.num_features, self.spec.num_classes)
         self.backbone.to(self.device)
         self.objective.to(self.device)
+        self.objective.setup(self.backbone, self.spec)
+        self.objective.to(self.device)
         if cfg.channels_last:  # faster convolutions on CUDA and, measured, on the CPU too
             self.backbone.to(memory_format=torch.channels_last)
         self.step_module = TrainStep(self.backbone, self.objective)
@@ -277,10 +279,16 @@ class Trainer:
         seed = _epoch_seed(cfg.seed, epoch)
         torch.manual_seed(seed)
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        perm = torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(seed))
-        perm = perm[self.rank :: self.world_size]
+        order = torch.Generator().manual_seed(seed)
         self.step_module.train()
         self.objective.on_epoch_start(ctx, epoch)
+        weights = self.objective.sampling_weights()
+        if weights is None:
+            perm = torch.randperm(len(self.labels), generator=order)
+        else:
+            perm = torch.multinomial(weights.detach().double().cpu(), len(self.labels), replacement=True,
+                                     generator=order)
+        perm = perm[self.rank :: self.world_size]
         k = int(self.objective.num_views)
         use_labels = bool(getattr(self.objective, "uses_labels", False))
         t_epoch, seen = time.perf_counter(), 0

@@ -63,3 +63,74 @@ def test_rotation_b6_variant_and_contracts():
     check_objective("simclr")
     with pytest.raises(ValueError, match="multiple of 4"):
         build_pair("rotationnet", objective_args={"k": 6})
+
+
+def test_deepcluster_clusters_whitened_features_and_samples_uniformly_over_clusters():
+    from ssltk.testing import contract_context
+
+    for backend in ("sklearn", "torch"):
+        bb, obj = build_pair("deepcluster", objective_args={"k": 8, "backend": backend})
+        ctx = contract_context(bb)
+        top_before = obj.top.weight.detach().clone()
+        obj.on_epoch_start(ctx, 0)
+        assert obj.pseudo.shape == (256,) and int(obj.pseudo.max()) < 8
+        assert not torch.equal(top_before, obj.top.weight)  # the last layer is re-initialised
+        w = obj.sampling_weights()
+        sizes = torch.bincount(obj.pseudo, minlength=8).float()
+        # each non-empty cluster carries the same total weight: uniform sampling over clusters
+        per_cluster = torch.zeros(8).index_add_(0, obj.pseudo, w.float())
+        torch.testing.assert_close(per_cluster[sizes > 0], torch.ones(int((sizes > 0).sum())))
+    assert build_pair("deepcluster")[1].k == 40  # 10 x the contract data's 4 classes
+
+
+def test_pca_whitening_gives_unit_variance():
+    from ssltk_baselines.deepcluster import pca_whiten
+
+    x = torch.randn(500, 6, generator=torch.Generator().manual_seed(0)) @ torch.randn(6, 6)
+    w = pca_whiten(x, 4)
+    assert w.shape == (500, 4)
+    torch.testing.assert_close(torch.cov(w.T), torch.eye(4), atol=1e-3, rtol=0)
+
+
+def test_weighted_sampling_through_the_trainer(tmp_path):
+    import ssltk
+
+    res = ssltk.fit("deepcluster", data_args={"train_size": 256}, objective_args={"k": 10},
+                    trainer={"epochs": 1, "batch_size": 32, "run_dir": str(tmp_path), "progress": False},
+                    evaluate={"linear": False})
+    assert res.objective.sampling_weights() is not None
+
+
+def test_jsd_estimator_matches_its_formula_on_hand_values():
+    from ssltk_baselines import jsd_mi
+
+    pos, neg = torch.tensor([0.0, 2.0]), torch.tensor([-1.0, 1.0])
+    sp = lambda x: math.log1p(math.exp(x))
+    expected = -(sp(-0.0) + sp(-2.0)) / 2 - (sp(-1.0) + sp(1.0)) / 2
+    assert jsd_mi(pos, neg).item() == pytest.approx(expected, abs=1e-6)
+    # a perfect critic approaches the bound's maximum log 4 - 2 log 2 = 0 from below; a useless one sits at -2 log 2
+    assert jsd_mi(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(-2 * math.log(2), abs=1e-6)
+
+
+def test_deepinfomax_players_get_only_their_own_gradients():
+    import torch.nn.functional as F
+
+    bb, obj = build_pair("deepinfomax")
+    assert obj.critic[0].in_channels == 8 + 64  # Conv-4's first block (8 channels) + the 64-d global vector
+    assert all(not n.startswith("_") for n, _ in obj.named_modules())  # the backbone is not a submodule
+    batch = make_batch(obj, batch_size=4)
+    torch.manual_seed(0)
+    out = obj(batch, bb)
+    d_params = list(obj.discriminator.parameters())
+    got = torch.autograd.grad(out.loss, d_params)
+    # the discriminator's own loss alone, on the same (detached) encoder output and the same prior samples
+    torch.manual_seed(0)
+    fake = torch.sigmoid(bb(batch.views)).detach()
+    real = torch.rand_like(fake)
+    d_real, d_fake = obj.discriminator(real), obj.discriminator(fake)
+    d_loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+        F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    want = torch.autograd.grad(d_loss, d_params)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+    check_objective("deepinfomax")

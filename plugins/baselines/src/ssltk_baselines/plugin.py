@@ -4,6 +4,8 @@ from ssltk import hookimpl
 
 @hookimpl
 def ssltk_register_objectives(register):
+    from .deepcluster import DeepClusterObjective
+    from .deepinfomax import DeepInfoMaxObjective
     from .random_weights import RandomWeights
     from .rotation import RotationObjective
     from .simclr import SimCLRObjective
@@ -13,3 +15,5 @@ def ssltk_register_objectives(register):
     register("random", RandomWeights)
     register("simclr", SimCLRObjective)
     register("rotationnet", RotationObjective)
+    register("deepcluster", DeepClusterObjective)
+    register("deepinfomax", DeepInfoMaxObjective)

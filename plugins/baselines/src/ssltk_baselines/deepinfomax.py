@@ -1,0 +1,101 @@
+"""Deep InfoMax, local variant (Hjelm et al. 2019), as in the relational-reasoning benchmark (paper 000, A.5).
+
+Objective: alpha * global MI (0 here) + beta * local MI + gamma * prior matching, with alpha = 0, beta = 1,
+gamma = 0.1. The local map is the backbone's first block (``probe_layers()``'s first entry, or ``local_layer``).
+The local critic scores [global; local] at every location with 1x1 convolutions (256, 256, 1); positives pair
+an image's global vector with its own local map, negatives with another image's (the batch rolled by one). MI is
+estimated with the Jensen-Shannon bound in its softplus form, E_P[-sp(-T)] - E_N[sp(T)] (DIM eq. 4).
+
+Prior matching pushes sigmoid(global) towards U(0, 1)^D with a discriminator trained adversarially (the public
+relational code never trains it: **pitfall**, shared/reference/implementation-notes.md). Both players share the
+engine's single optimizer and backward pass: the discriminator's loss sees a detached encoder output, and the
+encoder's loss sees the discriminator through detached parameters, so each gradient reaches only its own player.
+Adam 1e-4.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ssltk import DataSpec, Objective, ObjectiveOutput, ViewBatch
+
+
+def jsd_mi(pos: Tensor, neg: Tensor) -> Tensor:
+    """Jensen-Shannon MI estimate (DIM eq. 4, softplus form): E_pos[-softplus(-T)] - E_neg[softplus(T)]."""
+    return (-F.softplus(-pos)).mean() - F.softplus(neg).mean()
+
+
+class DeepInfoMaxObjective(Objective):
+    """Deep InfoMax, local (alpha 0, beta 1, gamma 0.1): local JSD MI plus adversarial prior matching."""
+
+    trainer_defaults = {"lr": 1e-4}
+
+    def __init__(self, in_dim: int, alpha: float = 0.0, beta: float = 1.0, gamma: float = 0.1,
+                 local_layer: Optional[str] = None, hidden: int = 256):
+        super().__init__(in_dim)
+        if alpha != 0.0:
+            raise ValueError("only the local variant (alpha = 0) is implemented, as in the paper's benchmark")
+        self.beta, self.gamma, self.local_layer, self.hidden = beta, gamma, local_layer, hidden
+        self.critic: Optional[nn.Module] = None
+        self.discriminator = nn.Sequential(nn.Linear(in_dim, 1000), nn.ReLU(), nn.Linear(1000, 200), nn.ReLU(),
+                                           nn.Linear(200, 1))
+        self._hooked: Optional[int] = None
+        self._captured: dict = {}
+
+    def _build_critic(self, channels: int) -> None:
+        self.critic = nn.Sequential(nn.Conv2d(channels + self.in_dim, self.hidden, 1), nn.ReLU(),
+                                    nn.Conv2d(self.hidden, self.hidden, 1), nn.ReLU(), nn.Conv2d(self.hidden, 1, 1))
+
+    def _hook(self, backbone: nn.Module) -> None:
+        if self._hooked == id(backbone):
+            return
+        from ssltk.eval.features import resolve_layer
+
+        layers = dict(getattr(backbone, "probe_layers", dict)())
+        name = self.local_layer or next(iter(layers), None)
+        if name is None:
+            raise ValueError(f"{type(backbone).__name__} names no probe layers; set --objective.local_layer")
+        resolve_layer(backbone, name).register_forward_hook(lambda m, i, o: self._captured.__setitem__("local", o))
+        self._hooked = id(backbone)  # an id, not the module: a module attribute would become a submodule
+
+    def setup(self, backbone: nn.Module, spec: DataSpec) -> None:
+        """Find the local map's width with one dry forward pass and build the critic for it."""
+        if self.critic is not None:
+            return
+        self._hook(backbone)
+        param = next(backbone.parameters())
+        was_training = backbone.training
+        backbone.eval()
+        with torch.no_grad():
+            backbone(torch.zeros(2, spec.channels, spec.image_size, spec.image_size, device=param.device))
+        backbone.train(was_training)
+        self._build_critic(self._captured.pop("local").shape[1])
+        self.critic.to(param.device)
+
+    def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
+        self._hook(backbone)
+        y = backbone(batch.views)
+        local = self._captured.pop("local")
+        if self.critic is None:
+            raise RuntimeError("call setup(backbone, spec) before the first step (the engine does)")
+        b, _, h, w = local.shape
+        glob = y[:, :, None, None].expand(-1, -1, h, w)
+        pos = self.critic(torch.cat([glob, local], 1))
+        neg = self.critic(torch.cat([glob, local.roll(1, dims=0)], 1))
+        mi = jsd_mi(pos, neg)
+        # prior matching: D learns real U(0,1) samples against sigmoid(y) (detached), the encoder learns to fool
+        # a copy of D whose parameters are detached
+        fake = torch.sigmoid(y)
+        real = torch.rand_like(fake)
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+        d_loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+            F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
+        g_logits = functional_call(self.discriminator, frozen, (fake,))
+        g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
+        loss = -self.beta * mi + self.gamma * g_loss + d_loss
+        return ObjectiveOutput(loss, {"local_mi": mi.detach(), "d_loss": d_loss.detach()})
