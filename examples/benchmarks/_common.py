@@ -75,3 +75,16 @@ def reduced_cifar10_fit(objective: str, objective_args: dict, root: Path, run_di
                      trainer={"epochs": epochs, "batch_size": batch, "seed": seed, "progress": False,
                               "run_dir": str(run_dir)},
                      evaluate={"random_baseline": random_baseline})
+
+
+def add_run_arguments(parser) -> None:
+    """The options every real-data benchmark shares: where the images and the run directories are, and --record."""
+    parser.add_argument("--data", default=None, help="an extracted train/ folder; extracted to a temp dir otherwise")
+    parser.add_argument("--out", default=None, help="run directories go here (beside the data otherwise)")
+    parser.add_argument("--record", action="store_true", help="append the figures to RESULTS.md")
+
+
+def data_and_runs(args) -> tuple:
+    """(root of the CIFAR-10 training images, folder of the run directories) from ``add_run_arguments``' options."""
+    root = Path(args.data) if args.data else extract_cifar10()
+    return root, Path(args.out) if args.out else Path(root).parent / "runs"

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import extract_cifar10, record, reduced_cifar10_fit  # noqa: E402
+from _common import add_run_arguments, data_and_runs, record, reduced_cifar10_fit  # noqa: E402
 
 
 def main() -> None:
@@ -27,17 +27,14 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=10)
     p.add_argument("--label-steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--record", action="store_true")
+    add_run_arguments(p)
     a = p.parse_args()
     import ssltk
     from ssltk.eval.clustering import clustering_scores
     from ssltk_sela import balanced_random_labels, export_labels
     from ssltk_sela.labels import load_label_file
 
-    root = Path(a.data) if a.data else extract_cifar10()
-    out = Path(a.out) if a.out else Path(root).parent / "runs"
+    root, out = data_and_runs(a)
     lines = []
     t0 = time.perf_counter()
     run = out / f"sela-seed{a.seed}"

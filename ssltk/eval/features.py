@@ -2,13 +2,31 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.augment import EvalTransform
+
+
+@contextmanager
+def _eval_mode(backbone: nn.Module):
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        yield
+    finally:
+        backbone.train(was_training)
+
+
+def _normalised_batches(images: Tensor, mean: Sequence[float], std: Sequence[float], device: torch.device,
+                        batch_size: int) -> Iterator[Tensor]:
+    transform = EvalTransform(mean, std)
+    for start in range(0, images.shape[0], batch_size):
+        yield transform(images[start : start + batch_size].to(device, non_blocking=True))
 
 
 @torch.no_grad()
@@ -18,17 +36,11 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
 
     The backbone is switched to eval mode (BatchNorm uses running statistics) and restored afterwards.
     """
-    was_training = backbone.training
-    backbone.eval()
-    transform = EvalTransform(mean, std)
     out = []
-    try:
-        for start in range(0, images.shape[0], batch_size):
-            x = transform(images[start : start + batch_size].to(device, non_blocking=True))
+    with _eval_mode(backbone):
+        for x in _normalised_batches(images, mean, std, device, batch_size):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
                 out.append(backbone(x).float().cpu())
-    finally:
-        backbone.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -59,20 +71,17 @@ def extract_layer_features(backbone: nn.Module, layer: nn.Module, images: Tensor
     """(N, C * s * s) features of one intermediate layer, average-pooled to about ``target_dim`` dimensions."""
     captured = {}
     hook = layer.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
-    was_training = backbone.training
-    backbone.eval()
-    transform = EvalTransform(mean, std)
     out = []
     try:
-        for start in range(0, images.shape[0], batch_size):
-            backbone(transform(images[start : start + batch_size].to(device, non_blocking=True)))
-            fmap = captured.pop("out")
-            if fmap.dim() != 4:
-                raise ValueError(f"probe layers must output feature maps (B, C, H, W), got {tuple(fmap.shape)}")
-            side = pooled_side(fmap.shape[1], target_dim)  # never above the map's own size: pooling, not upsampling
-            size = (min(side, fmap.shape[2]), min(side, fmap.shape[3]))
-            out.append(F.adaptive_avg_pool2d(fmap.float(), size).flatten(1).cpu())
+        with _eval_mode(backbone):
+            for x in _normalised_batches(images, mean, std, device, batch_size):
+                backbone(x)
+                fmap = captured.pop("out")
+                if fmap.dim() != 4:
+                    raise ValueError(f"probe layers must output feature maps (B, C, H, W), got {tuple(fmap.shape)}")
+                side = pooled_side(fmap.shape[1], target_dim)  # never above the map's size: pooling, not upsampling
+                size = (min(side, fmap.shape[2]), min(side, fmap.shape[3]))
+                out.append(F.adaptive_avg_pool2d(fmap.float(), size).flatten(1).cpu())
     finally:
         hook.remove()
-        backbone.train(was_training)
     return torch.cat(out) if out else torch.empty(0)

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssltk import DataSpec, FitContext, Objective, ObjectiveOutput, SsltkError, ViewBatch
-from ssltk.data.recipes import SelaAugment
+from ssltk import FitContext, ObjectiveOutput, SsltkError, ViewBatch
+
+from .objective import SelaViews
 
 
 def export_labels(run_dir: Path, out: Optional[Path] = None) -> Path:
@@ -49,7 +50,7 @@ def load_label_file(path: Path) -> Tensor:
     return labels[None] if labels.dim() == 1 else labels
 
 
-class LabelTransfer(Objective):
+class LabelTransfer(SelaViews):
     """Label transfer (paper 004, section 4.3): cross-entropy of fresh heads on exported self-labels."""
 
     trainer_defaults = {"optimizer": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 5e-4}
@@ -61,13 +62,6 @@ class LabelTransfer(Objective):
         self.register_buffer("targets", table)
         k = int(table.max().item()) + 1
         self.heads = nn.ModuleList(nn.Linear(in_dim, k) for _ in range(table.shape[0]))
-
-    @property
-    def num_views(self) -> int:
-        return 1
-
-    def augmentation(self, spec: DataSpec):
-        return SelaAugment().configure(spec)
 
     def on_fit_start(self, ctx: FitContext) -> None:
         if self.targets.shape[1] != ctx.num_train:

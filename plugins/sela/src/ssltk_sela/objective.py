@@ -42,7 +42,18 @@ def balanced_random_labels(n: int, k: int, heads: int, seed: int) -> Tensor:
     return torch.stack([base[torch.randperm(n, generator=g)] for _ in range(heads)])
 
 
-class SelaObjective(Objective):
+class SelaViews(Objective):
+    """One view per image, made with SeLa's augmentation recipe (appendix A.1): the base of both SeLa objectives."""
+
+    @property
+    def num_views(self) -> int:
+        return 1
+
+    def augmentation(self, spec: DataSpec):
+        return SelaAugment().configure(spec)
+
+
+class SelaObjective(SelaViews):
     """SeLa [K x T]: cross-entropy on self-labels that Sinkhorn-Knopp re-assigns under equipartition (paper 004)."""
 
     trainer_defaults = {"optimizer": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 5e-4}
@@ -64,13 +75,6 @@ class SelaObjective(Objective):
         self.register_buffer("scalings", torch.zeros(heads, clusters))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.last_stats: dict = {}
-
-    @property
-    def num_views(self) -> int:
-        return 1
-
-    def augmentation(self, spec: DataSpec):
-        return SelaAugment().configure(spec)
 
     def on_fit_start(self, ctx: FitContext) -> None:
         if self.labels.shape[1] != ctx.num_train:  # a resumed run then loads its own labels over these
