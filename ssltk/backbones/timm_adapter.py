@@ -27,6 +27,12 @@ class TimmBackbone(Backbone):
         self.model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_channels, **kwargs)
         self.num_features = int(self.model.num_features)
 
+    def probe_layers(self):
+        """The stages timm lists in ``feature_info`` (for ResNets: act1, layer1 ... layer4)."""
+        info = getattr(self.model, "feature_info", None) or []
+        names = [fi["module"] for fi in info if isinstance(fi, dict) and fi.get("module")]
+        return {name: self.model.get_submodule(name) for name in names}
+
     def forward_features(self, x: Tensor) -> Tensor:
         return self.model.forward_features(x)
 

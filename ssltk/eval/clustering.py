@@ -61,7 +61,8 @@ def expected_mutual_information(table: np.ndarray) -> float:
                 continue
             nij = np.arange(lo, hi + 1, dtype=np.float64)
             log_p = (gammaln(ai + 1) + gammaln(bj + 1) + gammaln(n - ai + 1) + gammaln(n - bj + 1) - lg_n
-                     - gammaln(nij + 1) - gammaln(ai - nij + 1) - gammaln(bj - nij + 1) - gammaln(n - ai - bj + nij + 1))
+                     - gammaln(nij + 1) - gammaln(ai - nij + 1) - gammaln(bj - nij + 1)
+                     - gammaln(n - ai - bj + nij + 1))
             emi += float((nij / n * np.log(n * nij / (ai * bj)) * np.exp(log_p)).sum())
     return emi
 

@@ -78,7 +78,8 @@ def image_grid(rows: List[Tensor], path: Path, pad: int = 2, highlight_first: bo
             img = img.expand(3, h, w) if c == 1 else img[:3]
             y, x = i * (h + 2 * pad), j * (w + 2 * pad)
             if highlight_first and j == 0:
-                canvas[:, y : y + h + 2 * pad, x : x + w + 2 * pad] = torch.tensor([220, 0, 0], dtype=torch.uint8)[:, None, None]
+                red = torch.tensor([220, 0, 0], dtype=torch.uint8)[:, None, None]
+                canvas[:, y : y + h + 2 * pad, x : x + w + 2 * pad] = red
             canvas[:, y + pad : y + pad + h, x + pad : x + pad + w] = img
     im = Image.fromarray(canvas.permute(1, 2, 0).numpy())
     if scale > 1:

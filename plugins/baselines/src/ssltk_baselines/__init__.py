@@ -6,4 +6,5 @@ from .rotation import RotationObjective
 from .simclr import SimCLRObjective, nt_xent
 from .supervised import SupervisedObjective
 
-__all__ = ["DeepClusterObjective", "DeepInfoMaxObjective", "jsd_mi", "RandomWeights", "RotationObjective", "SimCLRObjective", "SupervisedObjective", "nt_xent"]
+__all__ = ["DeepClusterObjective", "DeepInfoMaxObjective", "RandomWeights", "RotationObjective", "SimCLRObjective",
+           "SupervisedObjective", "jsd_mi", "nt_xent"]

@@ -25,7 +25,8 @@ class SupervisedObjective(Objective):
     def __init__(self, in_dim: int, num_classes: Optional[int] = None, k: int = 1):
         super().__init__(in_dim)
         if num_classes is None or num_classes < 2:
-            raise ValueError(f"supervised needs num_classes >= 2 (the engine fills it from the data), got {num_classes}")
+            raise ValueError(f"supervised needs num_classes >= 2 (the engine fills it from the data), "
+                             f"got {num_classes}")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.k, self.num_classes = k, num_classes

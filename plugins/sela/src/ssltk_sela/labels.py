@@ -85,5 +85,6 @@ def main(argv: List[str]) -> int:
     labels = load_label_file(path)
     counts = torch.bincount(labels[0])
     print(json.dumps({"labels": str(path), "heads": labels.shape[0], "images": labels.shape[1],
-                      "clusters": int(labels.max()) + 1, "head0_cluster_sizes": [int(counts.min()), int(counts.max())]}))
+                      "clusters": int(labels.max()) + 1,
+                      "head0_cluster_sizes": [int(counts.min()), int(counts.max())]}))
     return 0
