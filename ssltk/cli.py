@@ -238,7 +238,8 @@ def cmd_eval(argv: List[str]) -> int:
     name, rest = argv[0], argv[1:]
     cls = EVALUATORS.get(name)
     p = ArgumentParser(prog=f"ssltk eval {name}", exit_on_error=False, allow_abbrev=False, description=(cls.__doc__ or "").strip())
-    p.add_argument("--run", type=Optional[str], default=None, help="a run directory written by ssltk fit")
+    p.add_argument("--run", type=Optional[str], default=None,
+                   help="a run directory written by ssltk fit; repeat it for several runs (seeds): mean ± std")
     p.add_argument("--weights", type=Optional[str], default=None, help="a backbone .safetensors file")
     p.add_subclass_arguments(Backbone, "backbone", required=False, help="backbone class when --weights lacks it")
     p.add_subclass_arguments(DataSource, "data", required=False, help="dataset (default: the run's)")
@@ -389,7 +390,7 @@ def _usage() -> str:
         cmds.setdefault(name, SUBCOMMANDS.get(name))
     for name, fn in cmds.items():
         doc = ((fn.__doc__ or "").strip().splitlines() or [""])[0]
-        lines.append(f"  {name:<10} {doc}")
+        lines.append(f"  {name:<12} {doc}")
     return "\n".join(lines)
 
 
