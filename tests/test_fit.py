@@ -78,3 +78,17 @@ def test_fit_on_cuda_with_bf16_and_channels_last(tmp_path):
                     evaluate={"epochs": 5})
     assert next(res.backbone.parameters()).is_cuda
     assert 0 <= res.metrics["linear"]["accuracy"] <= 100
+
+
+def test_initial_weights_depend_on_the_seed_alone(image_tree, tmp_path):
+    # decoding an image folder runs DataLoader workers, which draw from the global generator; the backbone a run
+    # starts from (and the random-weights baseline rebuilds) must not depend on that
+    from ssltk.engine.build import build, resolve
+
+    res = ssltk.fit("random", data="imagefolder", data_args={"root": str(image_tree), "size": 16},
+                    trainer={"run_dir": str(tmp_path), "seed": 5, "progress": False, "batch_size": 8},
+                    evaluate={"linear": False})
+    torch.manual_seed(5)
+    fresh = build(resolve("backbone", "conv4"))
+    for (name, a), b in zip(res.backbone.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a.cpu(), b), name

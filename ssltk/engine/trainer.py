@@ -168,6 +168,9 @@ class Trainer:
         self.data = build(self.config["data"])
         train = self.data.train
         self.spec = self.data.spec()
+        # reseed after loading: decoding image folders through DataLoader workers draws from the global generator,
+        # and the initial weights must be those of the seed alone (the random-weights baseline rebuilds them)
+        torch.manual_seed(cfg.seed)
         self.backbone = build(self.config["backbone"])
         if not hasattr(self.backbone, "num_features"):
             raise SsltkError(f"backbone {type(self.backbone).__name__} has no num_features")
