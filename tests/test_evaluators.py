@@ -55,7 +55,7 @@ def test_evaluator_on_a_run_directory(name, run_dir):
         _png_ok(run_dir / rel)
 
 
-@pytest.mark.parametrize("name", ["linear", "knn", "retrieval"])
+@pytest.mark.parametrize("name", sorted(FAST_EVAL))
 def test_evaluator_on_a_bare_backbone_file(name, run_dir, tmp_path):
     weights = tmp_path / "bb.safetensors"
     shutil.copy(run_dir / "backbone.safetensors", weights)
