@@ -52,6 +52,11 @@ def split_indices(n: int, val_size: Union[int, float], train_size: Optional[int]
     return rest.sort().values, val.sort().values
 
 
+def num_classes(*sets: ImageSet) -> int:
+    """Classes spanned by the labels of the given sets (largest label + 1), e.g. an evaluation pair."""
+    return int(max(s.labels.max() for s in sets).item()) + 1
+
+
 class DataSource:
     """Base class of registered datasets.
 

@@ -13,7 +13,8 @@ from ..data.augment import EvalTransform
 
 
 @contextmanager
-def _eval_mode(backbone: nn.Module):
+def eval_mode(backbone: nn.Module):
+    """The module in evaluation mode for the block, restored to its previous mode afterwards."""
     was_training = backbone.training
     backbone.eval()
     try:
@@ -37,7 +38,7 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
     The backbone is switched to eval mode (BatchNorm uses running statistics) and restored afterwards.
     """
     out = []
-    with _eval_mode(backbone):
+    with eval_mode(backbone):
         for x in _normalised_batches(images, mean, std, device, batch_size):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
                 out.append(backbone(x).float().cpu())
@@ -73,7 +74,7 @@ def extract_layer_features(backbone: nn.Module, layer: nn.Module, images: Tensor
     hook = layer.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
     out = []
     try:
-        with _eval_mode(backbone):
+        with eval_mode(backbone):
             for x in _normalised_batches(images, mean, std, device, batch_size):
                 backbone(x)
                 fmap = captured.pop("out")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.recipes import AffineCutoutAugment
+from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
 from .linear import accuracy
@@ -36,7 +37,7 @@ class FinetuneEval(Evaluator):
                  name: str = "finetune") -> EvalResult:
         train, test, split = data.eval_pair(self.split)
         spec = data.spec()
-        num_classes = int(max(train.labels.max(), test.labels.max()).item()) + 1
+        num_classes = count_classes(train, test)
         torch.manual_seed(self.seed)
         model = copy.deepcopy(backbone).to(device).train()
         clf = nn.Linear(int(model.num_features), num_classes).to(device)

@@ -14,20 +14,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
 from .results import write_results
+
+
+def principal_axes(x: Tensor, dim: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Mean (1, D), the top ``dim`` principal directions (D, dim) and their variances (dim,) of the rows of ``x``,
+    from the eigendecomposition of the D x D covariance in float64 (cheap for the feature sizes here)."""
+    xd = x.double()
+    mean = xd.mean(0, keepdim=True)
+    cov = (xd - mean).T @ (xd - mean) / max(x.shape[0] - 1, 1)
+    evals, evecs = torch.linalg.eigh(cov)
+    order = evals.argsort(descending=True)[: min(dim, x.shape[1])]
+    return mean, evecs[:, order], evals[order].clamp_min(0)
 
 
 def pca_project(train: Tensor, test: Tensor, dim: int) -> Tuple[Tensor, Tensor]:
     """Both feature sets projected on the top ``dim`` principal directions of the (centred) training features."""
     if dim >= train.shape[1]:
         return train, test
-    mean = train.mean(0, keepdim=True)
-    # the right singular vectors of the centred data are the principal directions; full SVD on D x D is cheap
-    cov = (train - mean).T.double() @ (train - mean).double()
-    evals, evecs = torch.linalg.eigh(cov)
-    basis = evecs[:, evals.argsort(descending=True)[:dim]].to(train.dtype)
+    mean, basis, _ = principal_axes(train, dim)
+    mean, basis = mean.to(train.dtype), basis.to(train.dtype)
     return (train - mean) @ basis, (test - mean) @ basis
 
 
@@ -66,7 +75,7 @@ class KNNEval(Evaluator):
         tr_x, te_x = feats(train).to(device), feats(test).to(device)
         if self.pca_dim:
             tr_x, te_x = pca_project(tr_x, te_x, self.pca_dim)
-        num_classes = int(max(train.labels.max(), test.labels.max()).item()) + 1
+        num_classes = count_classes(train, test)
         pred = knn_predict(tr_x, train.labels, te_x, num_classes, self.k, self.sigma, self.chunk).cpu()
         metrics = {"accuracy": float((pred == test.labels).float().mean().item() * 100.0),
                    "num_train": float(len(train)), "num_test": float(len(test))}

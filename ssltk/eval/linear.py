@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.augment import EvalTransform
+from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
-from .features import extract_features, extract_layer_features, resolve_layer
+from .features import eval_mode, extract_features, extract_layer_features, resolve_layer
 from .results import write_results
 
 __all__ = ["LinearEval", "accuracy", "train_linear", "write_results"]
@@ -92,7 +93,7 @@ class LinearEval(Evaluator):
                  name: str = "linear") -> EvalResult:
         train, test, split = data.eval_pair(self.split)
         feats = lambda s: extract_features(backbone, s.images, data.mean, data.std, device, self.feature_batch_size)
-        num_classes = int(max(train.labels.max(), test.labels.max()).item()) + 1
+        num_classes = count_classes(train, test)
         te_x = feats(test)
         if self.cached:
             tr_x, run_backbone = feats(train), None
@@ -121,11 +122,7 @@ def _per_batch_features(backbone: nn.Module, images: Tensor, mean, std, device: 
 
     @torch.no_grad()
     def features(idx: Tensor) -> Tensor:
-        was_training = backbone.training
-        backbone.eval()
-        try:
+        with eval_mode(backbone):
             return backbone(transform(images[idx].to(device))).float()
-        finally:
-            backbone.train(was_training)
 
     return features

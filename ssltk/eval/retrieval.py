@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
+from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
 from .plots import confusion_heatmap, image_grid
@@ -76,7 +77,7 @@ class RetrievalEval(Evaluator):
         k_max = min(max(self.ks + [self.grid_k]), len(gallery))
         idx = retrieve(q_x, g_x, k_max).cpu()
         r_y = gallery.labels[idx]
-        num_classes = int(max(gallery.labels.max(), test.labels.max()).item()) + 1
+        num_classes = count_classes(gallery, test)
         metrics: Dict[str, float] = {"num_queries": float(len(q_idx)), "num_gallery": float(len(gallery))}
         confusions = {}
         for k in self.ks:

@@ -22,16 +22,13 @@ from torch import Tensor, nn
 
 from ssltk import FitContext, Objective, ObjectiveOutput, ViewBatch
 from ssltk.eval.clustering import kmeans
+from ssltk.eval.knn import principal_axes
 
 
 def pca_whiten(x: Tensor, dim: int, eps: float = 1e-5) -> Tensor:
     """Project centred features on their top ``dim`` principal directions and scale each to unit variance."""
-    x = x.double()
-    x = x - x.mean(0, keepdim=True)
-    cov = x.T @ x / max(x.shape[0] - 1, 1)
-    evals, evecs = torch.linalg.eigh(cov)
-    order = evals.argsort(descending=True)[: min(dim, x.shape[1])]
-    return (x @ evecs[:, order] / (evals[order].clamp_min(0) + eps).sqrt()).float()
+    mean, basis, variances = principal_axes(x, dim)
+    return ((x.double() - mean) @ basis / (variances + eps).sqrt()).float()
 
 
 class DeepClusterObjective(Objective):

@@ -67,12 +67,11 @@ class DeepInfoMaxObjective(Objective):
         if self.critic is not None:
             return
         self._hook(backbone)
+        from ssltk.eval.features import eval_mode
+
         param = next(backbone.parameters())
-        was_training = backbone.training
-        backbone.eval()
-        with torch.no_grad():
+        with eval_mode(backbone), torch.no_grad():
             backbone(torch.zeros(2, spec.channels, spec.image_size, spec.image_size, device=param.device))
-        backbone.train(was_training)
         self._build_critic(self._captured.pop("local").shape[1])
         self.critic.to(param.device)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssltk import FitContext, ObjectiveOutput, SsltkError, ViewBatch
@@ -53,8 +52,6 @@ def load_label_file(path: Path) -> Tensor:
 class LabelTransfer(SelaViews):
     """Label transfer (paper 004, section 4.3): cross-entropy of fresh heads on exported self-labels."""
 
-    trainer_defaults = {"optimizer": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 5e-4}
-
     def __init__(self, in_dim: int, labels: str = "self_labels.safetensors"):
         super().__init__(in_dim)
         self.labels_path = labels
@@ -69,10 +66,7 @@ class LabelTransfer(SelaViews):
                              f"{ctx.num_train}: use the data options of the run the labels came from")
 
     def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
-        z = backbone(batch.views)
-        idx = batch.index.to(self.targets.device).repeat(batch.num_views)
-        losses = [F.cross_entropy(head(z), self.targets[t, idx]) for t, head in enumerate(self.heads)]
-        return ObjectiveOutput(torch.stack(losses).mean())
+        return ObjectiveOutput(self.heads_loss(self.heads, backbone(batch.views), self.targets, batch).mean())
 
 
 def main(argv: List[str]) -> int:

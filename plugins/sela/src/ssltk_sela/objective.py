@@ -43,7 +43,10 @@ def balanced_random_labels(n: int, k: int, heads: int, seed: int) -> Tensor:
 
 
 class SelaViews(Objective):
-    """One view per image, made with SeLa's augmentation recipe (appendix A.1): the base of both SeLa objectives."""
+    """The base of both SeLa objectives: one view per image with SeLa's augmentation (appendix A.1), the CIFAR
+    optimiser, and the loss of section 3.5, the mean over heads of each head's cross-entropy on its label row."""
+
+    trainer_defaults = {"optimizer": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 5e-4}
 
     @property
     def num_views(self) -> int:
@@ -52,11 +55,14 @@ class SelaViews(Objective):
     def augmentation(self, spec: DataSpec):
         return SelaAugment().configure(spec)
 
+    @staticmethod
+    def heads_loss(heads: nn.ModuleList, z: Tensor, table: Tensor, batch: ViewBatch) -> Tensor:
+        idx = batch.index.to(table.device).repeat(batch.num_views)
+        return torch.stack([F.cross_entropy(head(z), table[t, idx]) for t, head in enumerate(heads)])
+
 
 class SelaObjective(SelaViews):
     """SeLa [K x T]: cross-entropy on self-labels that Sinkhorn-Knopp re-assigns under equipartition (paper 004)."""
-
-    trainer_defaults = {"optimizer": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 5e-4}
 
     def __init__(self, in_dim: int, clusters: int = 128, heads: int = 10, label_steps: int = 20, lam: float = 25.0,
                  tol: float = 1e-2, max_iters: int = 1000, warm_start: bool = False, label_step: str = "sinkhorn",
@@ -113,10 +119,8 @@ class SelaObjective(SelaViews):
         self.last_stats = {"label_changes": changed, "sinkhorn_iters": float(sum(iters) / max(len(iters), 1))}
 
     def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
-        z = backbone(batch.views)
-        idx = batch.index.to(self.labels.device).repeat(batch.num_views)
-        losses = [F.cross_entropy(head(z), self.labels[t, idx]) for t, head in enumerate(self.heads)]
-        loss = torch.stack(losses).mean()
+        losses = self.heads_loss(self.heads, backbone(batch.views), self.labels, batch)
+        loss = losses.mean()
         logs = {"ce_head0": losses[0].detach()}
         if self.last_stats:
             logs.update({k: torch.tensor(v) for k, v in self.last_stats.items()})
