@@ -33,19 +33,22 @@ __all__ = ["LinearEval", "accuracy", "train_linear", "write_results"]
 
 def train_linear(train_x: Optional[Tensor], train_y: Tensor, num_classes: int, epochs: int = 100,
                  batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: Optional[torch.device] = None,
-                 features: Optional[Callable[[Tensor], Tensor]] = None, in_dim: Optional[int] = None) -> nn.Linear:
+                 features: Optional[Callable[[Tensor], Tensor]] = None, in_dim: Optional[int] = None,
+                 clf: Optional[nn.Linear] = None, opt: Optional[torch.optim.Optimizer] = None) -> nn.Linear:
     """Fit Linear(D, C) with Adam and cross-entropy, mini-batches reshuffled every epoch.
 
     The inputs of a mini-batch are ``train_x[idx]`` (cached features), or ``features(idx)`` when given (the backbone
     run on those images again, every epoch); with the same seed both see the same batches in the same order.
+    ``clf`` and ``opt`` continue training an existing classifier (the online probe) instead of a new one.
     """
     device = device or (train_x.device if train_x is not None else torch.device("cpu"))
     dim = in_dim if in_dim is not None else train_x.shape[1]
     g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        clf = nn.Linear(dim, num_classes).to(device)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    if clf is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            clf = nn.Linear(dim, num_classes).to(device)
+    opt = opt or torch.optim.Adam(clf.parameters(), lr=lr)
     x = train_x.to(device) if train_x is not None else None
     y = train_y.to(device)
     n = y.shape[0]

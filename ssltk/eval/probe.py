@@ -1,9 +1,10 @@
 """The online surrogate probe of the structured-MI paper (paper 003, section 4, "Surrogate", Figure 3).
 
-Every ``every`` training iterations a new linear classifier is trained for one epoch (Adam 1e-3, batch 128) on the
-frozen features of labelled training images, and its training accuracy is logged to ``metrics.jsonl`` as a
-``probe`` record. A fresh classifier each time makes the curve a function of the backbone alone, comparable
-across runs. ``plot_probe_curves`` draws those curves for several runs (``ssltk plot-probe RUN...``).
+Every ``every`` training iterations the linear classifier is trained for one more epoch (Adam 1e-3, batch 128)
+on the current frozen features of labelled training images, and its training accuracy is logged to
+``metrics.jsonl`` as a ``probe`` record. As in the paper ("we trained only the linear classifier for 1 epoch every
+100 unsupervised iterations") it is one classifier with one optimizer, kept across probes.
+``plot_probe_curves`` draws those curves for several runs (``ssltk plot-probe RUN...``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from .plots import line_curves
 
 
 class OnlineProbe:
-    """Trains Linear(D, C) for ``epochs`` epoch(s) on frozen features of (up to ``size``) labelled training images."""
+    """Trains one Linear(D, C) for ``epochs`` more epoch(s) per call on frozen features of (up to ``size``)
+    labelled training images."""
 
     def __init__(self, images: Tensor, labels: Tensor, mean, std, device: torch.device, size: Optional[int] = None,
                  epochs: int = 1, seed: int = 0):
@@ -30,11 +32,19 @@ class OnlineProbe:
         self.images, self.labels = images, labels.cpu()
         self.mean, self.std, self.device, self.epochs, self.seed = mean, std, device, epochs, seed
         self.num_classes = int(self.labels.max().item()) + 1
+        self.clf: Optional[nn.Linear] = None
+        self.opt: Optional[torch.optim.Optimizer] = None
 
     def __call__(self, backbone: nn.Module, step: int) -> float:
         x = extract_features(backbone, self.images, self.mean, self.std, self.device)
-        clf = train_linear(x, self.labels, self.num_classes, self.epochs, seed=self.seed + step, device=self.device)
-        return accuracy(clf, x, self.labels)
+        if self.clf is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                self.clf = nn.Linear(x.shape[1], self.num_classes).to(self.device)
+            self.opt = torch.optim.Adam(self.clf.parameters(), lr=1e-3)
+        train_linear(x, self.labels, self.num_classes, self.epochs, seed=self.seed + step, device=self.device,
+                     clf=self.clf, opt=self.opt)
+        return accuracy(self.clf, x, self.labels)
 
 
 def read_probe_curve(run_dir: Path):
