@@ -112,11 +112,30 @@ def test_jsd_estimator_matches_its_formula_on_hand_values():
     assert jsd_mi(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(-2 * math.log(2), abs=1e-6)
 
 
+def test_local_critic_equals_concat_and_1x1_convolutions():
+    from torch import nn
+
+    from ssltk_baselines.deepinfomax import LocalCritic
+
+    torch.manual_seed(0)
+    critic = LocalCritic(local_channels=5, global_dim=7, hidden=16)
+    y, local = torch.randn(4, 7), torch.randn(4, 5, 6, 6)
+    convs = nn.Sequential(nn.Conv2d(12, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 1), nn.ReLU(), nn.Conv2d(16, 1, 1))
+    for conv, lin in zip(convs[::2], [critic.first, critic.rest[1], critic.rest[3]]):
+        conv.weight.data.copy_(lin.weight[:, :, None, None])
+        conv.bias.data.copy_(lin.bias)
+    glob = y[:, :, None, None].expand(-1, -1, 6, 6)
+    pos, neg = critic(y, local, shifts=(0, 1))
+    torch.testing.assert_close(pos, convs(torch.cat([glob, local], 1))[:, 0])
+    # negatives: image i's global vector against image i-1's local map
+    torch.testing.assert_close(neg, convs(torch.cat([glob, local.roll(1, dims=0)], 1))[:, 0])
+
+
 def test_deepinfomax_players_get_only_their_own_gradients():
     import torch.nn.functional as F
 
     bb, obj = build_pair("deepinfomax")
-    assert obj.critic[0].in_channels == 8 + 64  # Conv-4's first block (8 channels) + the 64-d global vector
+    assert obj.critic.first.in_features == 8 + 64  # Conv-4's first block (8 channels) + the 64-d global vector
     assert all(not n.startswith("_") for n, _ in obj.named_modules())  # the backbone is not a submodule
     batch = make_batch(obj, batch_size=4)
     torch.manual_seed(0)

@@ -24,6 +24,30 @@ from torch.func import functional_call
 from ssltk import DataSpec, Objective, ObjectiveOutput, ViewBatch
 
 
+class LocalCritic(nn.Module):
+    """DIM's concat-and-convolve local critic: 1x1 convolutions (hidden, hidden, 1) on [global; local] at every location.
+
+    A 1x1 convolution is a linear map per location, so the first layer on the concatenation splits into
+    W_g y + W_l m: the global half is computed once per image instead of once per location and pairing, and the
+    local half once per map rather than once for positives and again for negatives. Layers run as matrix products
+    on channels-last maps, which the CPU's GEMM handles about twice as fast as NCHW 1x1 convolutions (measured on
+    Conv-4's 8 x 16 x 16 map, batch 64: 0.17 s against 0.31 s per forward and backward).
+    """
+
+    def __init__(self, local_channels: int, global_dim: int, hidden: int = 256):
+        super().__init__()
+        self.local_channels, self.global_dim = local_channels, global_dim
+        self.first = nn.Linear(global_dim + local_channels, hidden)
+        self.rest = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, y: Tensor, local: Tensor, shifts: tuple = (0,)) -> list:
+        """Scores of y_i against local_{i - s} for each shift s, as (B, H, W) maps; shift 0 gives the positives."""
+        w_global, w_local = self.first.weight.split([self.global_dim, self.local_channels], dim=1)
+        g = F.linear(y, w_global, self.first.bias)[:, None, None, :]
+        m = F.linear(local.permute(0, 2, 3, 1), w_local)
+        return [self.rest(m.roll(s, dims=0) + g).squeeze(-1) for s in shifts]
+
+
 def jsd_mi(pos: Tensor, neg: Tensor) -> Tensor:
     """Jensen-Shannon MI estimate (DIM eq. 4, softplus form): E_pos[-softplus(-T)] - E_neg[softplus(T)]."""
     return (-F.softplus(-pos)).mean() - F.softplus(neg).mean()
@@ -47,8 +71,7 @@ class DeepInfoMaxObjective(Objective):
         self._captured: dict = {}
 
     def _build_critic(self, channels: int) -> None:
-        self.critic = nn.Sequential(nn.Conv2d(channels + self.in_dim, self.hidden, 1), nn.ReLU(),
-                                    nn.Conv2d(self.hidden, self.hidden, 1), nn.ReLU(), nn.Conv2d(self.hidden, 1, 1))
+        self.critic = LocalCritic(channels, self.in_dim, self.hidden)
 
     def _hook(self, backbone: nn.Module) -> None:
         if self._hooked == id(backbone):
@@ -81,10 +104,7 @@ class DeepInfoMaxObjective(Objective):
         local = self._captured.pop("local")
         if self.critic is None:
             raise RuntimeError("call setup(backbone, spec) before the first step (the engine does)")
-        b, _, h, w = local.shape
-        glob = y[:, :, None, None].expand(-1, -1, h, w)
-        pos = self.critic(torch.cat([glob, local], 1))
-        neg = self.critic(torch.cat([glob, local.roll(1, dims=0)], 1))
+        pos, neg = self.critic(y, local, shifts=(0, 1))
         mi = jsd_mi(pos, neg)
         # prior matching: D learns real U(0,1) samples against sigmoid(y) (detached), the encoder learns to fool
         # a copy of D whose parameters are detached
