@@ -208,6 +208,8 @@ def _report_fit(result, objective: str, backbone: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if result.rank != 0:
+        return
     console = Console()
     console.print(f"run directory: {result.run_dir}", highlight=False)
     if "linear" in result.metrics:

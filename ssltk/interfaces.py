@@ -87,7 +87,9 @@ class FitContext:
 
     ``extract_features(backbone)`` runs the backbone over the whole (un-augmented, normalised) training set in
     evaluation mode and returns (N, D) features in dataset order: the engine's hook for whole-dataset passes
-    (DeepCluster's k-means, SeLa's label optimisation).
+    (DeepCluster's k-means, SeLa's label optimisation). Under torchrun the pass is split over the ranks and every
+    rank receives all N rows; ``extract_features(gather=False)`` returns only this rank's contiguous rows
+    (``ssltk.distributed.shard_bounds(N)``), for computations that are themselves distributed (SeLa's Sinkhorn).
     """
 
     num_train: int
@@ -99,6 +101,8 @@ class FitContext:
     train_labels: Tensor
     extract_features: Callable[..., Tensor]
     data_spec: Optional[DataSpec] = None
+    rank: int = 0
+    world_size: int = 1
 
 
 class Objective(nn.Module):

@@ -5,11 +5,16 @@ K views made on the device by the objective's batched augmentation, ``objective(
 step. Each epoch reseeds every random source from ``(seed, epoch)``, so a run resumed from an epoch checkpoint
 continues exactly as the uninterrupted run would have.
 
-The step runs through :class:`TrainStep`, one module holding backbone and objective, and batches are drawn from a
-rank's shard of the permutation, so DistributedDataParallel can wrap the step and shard the data without redesign.
+The step runs through :class:`TrainStep`, one module holding backbone and objective. Under ``torchrun`` the
+trainer joins the process group and wraps the step in DistributedDataParallel; ``batch_size`` stays the global
+batch, and each step's global batch (the same slice of the same permutation as in one process) is cut into
+world-size consecutive parts, rank r taking part r. The step count per epoch, the checkpoints and the seed schedule
+are therefore those of a single-process run, which is what lets a checkpoint resume under another world size.
+Only rank 0 writes the run directory.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -23,10 +28,12 @@ import torch
 import yaml
 from torch import nn
 
+from .. import distributed as dist_util
 from ..errors import SsltkError
 from ..interfaces import FitContext, ObjectiveOutput, ViewBatch
 from .build import build, build_objective, registry_name
 from .checkpoint import load_training_state, save_backbone, save_training_state
+from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from .progress import MetricsLog, TrainProgress
 
 _CKPT = re.compile(r"epoch-(\d+)\.safetensors$")
@@ -58,6 +65,12 @@ class TrainerConfig:
         probe_every: every N iterations train a linear probe for one epoch on labelled training images and log its
             training accuracy (paper 003, Figure 3); 0 disables it.
         probe_size: labelled images the probe uses (None: the whole training split).
+        distributed: auto (join torchrun's process group when launched by torchrun with more than one process),
+            on (require it) or off.
+        backend: process-group backend: auto (nccl on CUDA, gloo on the CPU), nccl or gloo.
+        sync_batchnorm: under torchrun, BatchNorm statistics over the global batch (SyncBatchNorm on CUDA, an
+            all-reduced BatchNorm on the CPU); off, each rank normalises over its own part of the batch.
+        find_unused_parameters: DDP's option for objectives whose parameters do not all receive a gradient.
     """
 
     epochs: int = 200
@@ -80,6 +93,10 @@ class TrainerConfig:
     compile: bool = False
     probe_every: int = 0
     probe_size: Optional[int] = None
+    distributed: str = "auto"
+    backend: str = "auto"
+    sync_batchnorm: bool = False
+    find_unused_parameters: bool = False
 
 
 @dataclass
@@ -105,6 +122,7 @@ class FitResult:
     backbone: nn.Module
     objective: nn.Module
     metrics: Dict[str, Any] = field(default_factory=dict)
+    rank: int = 0  # the process's rank under torchrun: only rank 0 reports
 
 
 def resolve_device(name: str) -> torch.device:
@@ -150,9 +168,13 @@ class Trainer:
         self.cfg = TrainerConfig(**config.get("trainer", {}))
         self.eval_cfg = EvalConfig(**config.get("evaluate", {}))
         self.resume = resume
-        self.rank, self.world_size = 0, 1
-        self.device = resolve_device(self.cfg.device)
+        device = resolve_device(self.cfg.device)
+        self.group = init_process_group(self.cfg.distributed, device, self.cfg.backend)
+        self.rank, self.world_size = self.group.rank, self.group.world_size
+        self.device = local_device(device, self.group)
         self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            torch.cuda.set_device(self.device)
 
     # setup ----------------------------------------------------------------------------------------------------------
     def _run_dir(self) -> Path:
@@ -176,23 +198,34 @@ class Trainer:
             raise SsltkError(f"backbone {type(self.backbone).__name__} has no num_features")
         self.objective = build_objective(self.config["objective"], self.backbone.num_features, self.spec.num_classes)
         self.backbone.to(self.device)
+        sync_bn = cfg.sync_batchnorm and self.world_size > 1
+        if sync_bn:
+            self.backbone = convert_sync_batchnorm(self.backbone, self.device)
         self.objective.to(self.device)
         self.objective.setup(self.backbone, self.spec)
         self.objective.to(self.device)
+        if sync_bn:
+            self.objective = convert_sync_batchnorm(self.objective, self.device)
         if cfg.channels_last:  # faster convolutions on CUDA and, measured, on the CPU too
             self.backbone.to(memory_format=torch.channels_last)
         self.step_module = TrainStep(self.backbone, self.objective)
-        self._forward = torch.compile(self.step_module) if cfg.compile else self.step_module
+        wrapped = self.step_module
+        if self.world_size > 1:
+            wrapped = wrap_ddp(self.step_module, self.device, cfg.find_unused_parameters)
+        self._forward = torch.compile(wrapped) if cfg.compile else wrapped
         if self.config.get("augment"):  # a recipe chosen by the user overrides the objective's own
             self.augment = build(self.config["augment"]).configure(self.spec)
         else:
             self.augment = self.objective.augmentation(self.spec)
         self.images = train.images.to(self.device) if cfg.data_on_device else train.images
         self.labels = train.labels.to(self.device)
-        n_local = len(train) // self.world_size
-        self.steps_per_epoch = n_local // cfg.batch_size
+        if cfg.batch_size % self.world_size:
+            raise SsltkError(f"batch size {cfg.batch_size} (the global batch) does not split over "
+                             f"{self.world_size} processes; use a multiple of {self.world_size}")
+        self.local_batch = cfg.batch_size // self.world_size
+        self.steps_per_epoch = len(train) // cfg.batch_size
         if self.steps_per_epoch == 0:
-            raise SsltkError(f"batch size {cfg.batch_size} is larger than the {n_local} training images")
+            raise SsltkError(f"batch size {cfg.batch_size} is larger than the {len(train)} training images")
         params = [p for p in self.step_module.parameters() if p.requires_grad]
         if cfg.optimizer == "adam":
             self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -214,15 +247,21 @@ class Trainer:
         raise SsltkError(f"unknown schedule {cfg.schedule!r}; use constant, step or cosine")
 
     def context(self) -> FitContext:
-        def whole_train_features(backbone: Optional[nn.Module] = None) -> torch.Tensor:
+        def whole_train_features(backbone: Optional[nn.Module] = None, gather: bool = True) -> torch.Tensor:
             from ..eval.features import extract_features
 
-            return extract_features(backbone or self.backbone, self.images, self.spec.mean, self.spec.std,
-                                    self.device, amp=self.cfg.amp)
+            images = self.images
+            if not gather:
+                start, stop = dist_util.shard_bounds(len(images))
+                images = images[start:stop]
+            with dist_util.sharded_passes() if gather else contextlib.nullcontext():
+                return extract_features(backbone or self.backbone, images, self.spec.mean, self.spec.std,
+                                        self.device, amp=self.cfg.amp)
 
         return FitContext(num_train=len(self.labels), num_classes=self.spec.num_classes, seed=self.cfg.seed,
                           device=self.device, epochs=self.cfg.epochs, steps_per_epoch=self.steps_per_epoch,
-                          train_labels=self.labels, extract_features=whole_train_features, data_spec=self.spec)
+                          train_labels=self.labels, extract_features=whole_train_features, data_spec=self.spec,
+                          rank=self.rank, world_size=self.world_size)
 
     # checkpoints ----------------------------------------------------------------------------------------------------
     def _modules(self) -> Dict[str, nn.Module]:
@@ -247,7 +286,7 @@ class Trainer:
     # loop -----------------------------------------------------------------------------------------------------------
     def fit(self) -> FitResult:
         self._build()
-        self.run_dir = self._run_dir()
+        self.run_dir = Path(dist_util.broadcast_object(str(self._run_dir())))
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             _write_yaml(self.run_dir / "config.yaml", self.config)
@@ -275,13 +314,20 @@ class Trainer:
         finally:
             progress.close()
             log.close()
-        return self._finish()
+        try:
+            return self._finish()
+        finally:
+            if self.group.initialised_here:
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
 
     def _epoch(self, epoch: int, ctx: FitContext, log: MetricsLog, progress: TrainProgress) -> None:
         cfg = self.cfg
         seed = _epoch_seed(cfg.seed, epoch)
         torch.manual_seed(seed)
-        gen = torch.Generator(device=self.device).manual_seed(seed)
+        # each rank augments its own images with its own stream; rank 0's is the single-process stream
+        gen = torch.Generator(device=self.device).manual_seed((seed + 104_729 * self.rank) % (2**63 - 1))
         order = torch.Generator().manual_seed(seed)
         self.step_module.train()
         self.objective.on_epoch_start(ctx, epoch)
@@ -291,7 +337,6 @@ class Trainer:
         else:
             perm = torch.multinomial(weights.detach().double().cpu(), len(self.labels), replacement=True,
                                      generator=order)
-        perm = perm[self.rank :: self.world_size]
         k = int(self.objective.num_views)
         use_labels = bool(getattr(self.objective, "uses_labels", False))
         t_epoch, seen = time.perf_counter(), 0
@@ -300,7 +345,8 @@ class Trainer:
         logs_sum: Dict[str, torch.Tensor] = {}
         last_loss, t_mark, views_mark = float("nan"), t_epoch, 0
         for i in range(self.steps_per_epoch):
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            start = i * cfg.batch_size + self.rank * self.local_batch
+            idx = perm[start : start + self.local_batch]
             imgs = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
             views = self.augment(imgs, k, gen)
             if cfg.channels_last:
@@ -337,11 +383,19 @@ class Trainer:
                 progress.update(epoch, last_loss, vps, advance=i + 1 - progress.position(epoch, self.steps_per_epoch))
         if self.scheduler is not None:
             self.scheduler.step()
+        if self.world_size > 1:
+            self._sync_buffers()
         dt = time.perf_counter() - t_epoch
         n = self.steps_per_epoch
-        mean_loss = loss_sum.item() / n
+        sums = torch.stack([loss_sum] + [logs_sum[k_] for k_ in sorted(logs_sum)])
+        if self.world_size > 1:  # the epoch record averages over every rank's part of the batches
+            import torch.distributed as dist
+
+            dist.all_reduce(sums)
+            sums /= self.world_size
+        mean_loss = sums[0].item() / n
         self._check_finite(mean_loss, epoch, n - 1)
-        means = {k_: v.item() / n for k_, v in logs_sum.items()}
+        means = {k_: v.item() / n for k_, v in zip(sorted(logs_sum), sums[1:])}
         log.write(event="epoch", epoch=epoch + 1, step=self.global_step, loss=mean_loss,
                   views_per_s=round(seen / dt, 1), seconds=round(dt, 2), **means)
         extra = "".join(f"  {k_} {v:.3f}" for k_, v in means.items())
@@ -350,6 +404,13 @@ class Trainer:
         if self.rank == 0 and (last or (cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0)):
             self._save(epoch + 1, self.global_step)
 
+    def _sync_buffers(self) -> None:
+        """Rank 0's buffers on every rank. DDP broadcasts them before each forward, but each rank's last forward
+        then updates its BatchNorm running statistics from its own part of the batch; whole-dataset passes (sharded
+        over ranks) and the checkpoint (rank 0's) must all see the same model."""
+        for buf in self.step_module.buffers():
+            dist_util.broadcast_tensor(buf)
+
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         if not math.isfinite(value):
             raise SsltkError(f"loss is {value} at epoch {epoch + 1}, step {step + 1}; the last checkpoint in "
@@ -357,22 +418,26 @@ class Trainer:
 
     # end of training ------------------------------------------------------------------------------------------------
     def _finish(self) -> FitResult:
-        result = FitResult(self.run_dir, self.backbone, self.objective)
-        if self.rank != 0:
-            return result
-        save_backbone(self.run_dir / "backbone.safetensors", self.backbone, self.config["backbone"])
+        result = FitResult(self.run_dir, self.backbone, self.objective, rank=self.rank)
+        if self.rank == 0:
+            save_backbone(self.run_dir / "backbone.safetensors", self.backbone, self.config["backbone"])
         ev = self.eval_cfg
         if ev.linear:
             from ..eval.linear import LinearEval
 
+            # every rank extracts its share of the features; the small classifier then trains on each (same seed,
+            # same features, same result) and rank 0 alone writes it
+            out_dir = self.run_dir if self.rank == 0 else None
             lin = LinearEval(epochs=ev.epochs, split=ev.split, seed=self.cfg.seed)
-            result.metrics["linear"] = lin.evaluate(self.backbone, self.data, device=self.device,
-                                                    run_dir=self.run_dir, name="linear").metrics
-            if ev.random_baseline:
-                torch.manual_seed(self.cfg.seed)  # the very initial weights of this run's backbone
-                rand = build(self.config["backbone"]).to(self.device)
-                result.metrics["linear_random"] = lin.evaluate(rand, self.data, device=self.device,
-                                                               run_dir=self.run_dir, name="linear_random").metrics
+            with dist_util.sharded_passes():
+                result.metrics["linear"] = lin.evaluate(self.backbone, self.data, device=self.device,
+                                                        run_dir=out_dir, name="linear").metrics
+                if ev.random_baseline:
+                    torch.manual_seed(self.cfg.seed)  # the very initial weights of this run's backbone
+                    rand = build(self.config["backbone"]).to(self.device)
+                    result.metrics["linear_random"] = lin.evaluate(rand, self.data, device=self.device,
+                                                                   run_dir=out_dir, name="linear_random").metrics
+        dist_util.barrier()
         return result
 
 

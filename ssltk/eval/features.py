@@ -23,6 +23,17 @@ def eval_mode(backbone: nn.Module):
         backbone.train(was_training)
 
 
+@contextmanager
+def _not_sharded():
+    from .. import distributed
+
+    previous, distributed._sharded_passes = distributed._sharded_passes, False
+    try:
+        yield
+    finally:
+        distributed._sharded_passes = previous
+
+
 def _normalised_batches(images: Tensor, mean: Sequence[float], std: Sequence[float], device: torch.device,
                         batch_size: int) -> Iterator[Tensor]:
     transform = EvalTransform(mean, std)
@@ -35,8 +46,18 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
                      device: torch.device, batch_size: int = 512, amp: bool = False) -> Tensor:
     """(N, D) float32 features of uint8 images (N, C, H, W), in order, on the CPU.
 
-    The backbone is switched to eval mode (BatchNorm uses running statistics) and restored afterwards.
+    The backbone is switched to eval mode (BatchNorm uses running statistics) and restored afterwards. Inside
+    :func:`ssltk.distributed.sharded_passes` under torchrun, each rank extracts its contiguous share of the images
+    and every rank receives all features.
     """
+    from ..distributed import all_gather_uneven, passes_are_sharded, shard_bounds
+
+    if passes_are_sharded():
+        start, stop = shard_bounds(images.shape[0])
+        with _not_sharded():
+            own = extract_features(backbone, images[start:stop], mean, std, device, batch_size, amp)
+        # gathered on the device: NCCL moves only device tensors
+        return all_gather_uneven(own.to(device).reshape(stop - start, -1)).cpu().reshape(-1, *own.shape[1:])
     out = []
     with eval_mode(backbone):
         for x in _normalised_batches(images, mean, std, device, batch_size):

@@ -6,8 +6,10 @@ negatives the 2M - 2 other views. The loss is the mean over views of -log softma
 averages the ratio before the log: **pitfall**, shared/reference/implementation-notes.md). Adam 1e-3, batch 128.
 
 ``gather`` is the extension point for negatives from other processes: a callable that takes this process's
-(2M, d) normalised projections and returns (all projections, offset of this process's rows); the distributed
-engine supplies an all-gather that keeps gradients.
+(2M, d) normalised projections and returns (all projections, offset of this process's rows). Under torchrun,
+``gather_negatives`` (on by default there) uses :func:`ssltk.distributed.all_gather_grad`, an all-gather whose
+backward returns every rank's gradient to the rows' owner: each view then has the 2 * global batch - 2 negatives of
+one process holding the global batch, and so does its gradient.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssltk import Objective, ObjectiveOutput, ViewBatch
+from ssltk.distributed import all_gather_grad, is_distributed, world
 
 Gather = Callable[[Tensor], Tuple[Tensor, int]]
 
@@ -39,14 +42,20 @@ def nt_xent(z: Tensor, num_views: int = 2, temperature: float = 0.5, gather: Opt
     return F.cross_entropy(sim, positive)
 
 
+def gather_across_ranks(z: Tensor) -> Tuple[Tensor, int]:
+    """The ``gather`` of torchrun runs: every rank's projections (rank-major), and where this rank's rows start."""
+    return all_gather_grad(z), world()[0] * z.shape[0]
+
+
 class SimCLRObjective(Objective):
     """SimCLR: NT-Xent on two views through a projection MLP (paper 000, A.5; Chen et al. 2020)."""
 
     trainer_defaults = {"batch_size": 128}
 
-    def __init__(self, in_dim: int, hidden: int = 256, out_dim: int = 64, temperature: float = 0.5):
+    def __init__(self, in_dim: int, hidden: int = 256, out_dim: int = 64, temperature: float = 0.5,
+                 gather_negatives: bool = True):
         super().__init__(in_dim)
-        self.temperature = temperature
+        self.temperature, self.gather_negatives = temperature, gather_negatives
         self.projector = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(),
                                        nn.Linear(hidden, out_dim))
         self.gather: Optional[Gather] = None
@@ -57,5 +66,8 @@ class SimCLRObjective(Objective):
 
     def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
         z = self.projector(backbone(batch.views))
-        loss = nt_xent(z, batch.num_views, self.temperature, self.gather)
+        gather = self.gather
+        if gather is None and self.gather_negatives and is_distributed():
+            gather = gather_across_ranks
+        loss = nt_xent(z, batch.num_views, self.temperature, gather)
         return ObjectiveOutput(loss)

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ssltk import FitContext, Objective, ObjectiveOutput, ViewBatch
+from ssltk.distributed import all_gather_uneven, gather_view_major, is_distributed
 from ssltk.errors import SsltkError
 from ssltk.heads import MLPHead, RelationHead
 
@@ -35,10 +36,15 @@ class RelationalObjective(Objective):
         label_fraction: semi-supervised option (appendix A.7). A fixed, seeded fraction of the training images keeps
             its label, and positives of those images pair them with a different image of the same class in the
             mini-batch. 0 is fully self-supervised.
+        gather_pairs: under torchrun, pair views across the whole global batch: features are all-gathered with
+            gradients (``ssltk.distributed.gather_view_major``), each rank scores the pairs whose first member is
+            one of its images, and the loss and gradients equal those of one process holding the global batch. Off,
+            each rank pairs only its own images (fewer distinct negatives, no communication in the forward pass).
     """
 
     def __init__(self, in_dim: int, k: int = 32, aggregation: str = "cat", head: str = "relation",
-                 gamma: float = 2.0, hidden_dim: int = 256, encoder_dim: int = 64, label_fraction: float = 0.0):
+                 gamma: float = 2.0, hidden_dim: int = 256, encoder_dim: int = 64, label_fraction: float = 0.0,
+                 gather_pairs: bool = True):
         super().__init__(in_dim)
         if k < 2:
             raise SsltkError(f"relational needs k >= 2 views, got {k}")
@@ -49,7 +55,7 @@ class RelationalObjective(Objective):
         if not 0.0 <= label_fraction <= 1.0:
             raise SsltkError(f"label_fraction must be in [0, 1], got {label_fraction}")
         self.k, self.aggregation, self.head_type, self.gamma = k, aggregation, head, gamma
-        self.label_fraction = label_fraction
+        self.label_fraction, self.gather_pairs = label_fraction, gather_pairs
         self.uses_labels = label_fraction > 0
         if head == "relation":
             self.head: nn.Module = RelationHead(2 * in_dim if aggregation == "cat" else in_dim, hidden_dim)
@@ -84,9 +90,18 @@ class RelationalObjective(Objective):
     def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
         k, m = batch.num_views, batch.batch_size
         z = backbone(batch.views)
-        idx_a, idx_b, targets = relation_pairs(k, m, z.device)
+        first = 0
+        if self.gather_pairs and is_distributed():
+            z, first = gather_view_major(z, k)
+            batch = ViewBatch(z, k, all_gather_uneven(batch.index.to(z.device)),
+                              None if batch.labels is None else all_gather_uneven(batch.labels))
+        m_all = z.shape[0] // k
+        idx_a, idx_b, targets = relation_pairs(k, m_all, z.device)
         if self.uses_labels and batch.labels is not None and self.labelled.numel():
-            idx_b = self._semi_supervised(batch, idx_b, k, m)
+            idx_b = self._semi_supervised(batch, idx_b, k, m_all)
+        if m_all != m:  # this rank's share: the pairs whose first member is one of its own images
+            own = (idx_a % m_all >= first) & (idx_a % m_all < first + m)
+            idx_a, idx_b, targets = idx_a[own], idx_b[own], targets[own]
         logits = self.scores(z, idx_a, idx_b).float()
         loss = focal_bce_with_logits(logits, targets, self.gamma)
         with torch.no_grad():

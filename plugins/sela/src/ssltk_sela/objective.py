@@ -8,6 +8,10 @@ heads' cross-entropies against the current self-labels (eq. 6, step 1). The labe
 each head turns them into logits, and Sinkhorn-Knopp (eq. 8) finds the equipartitioned assignment (step 2).
 ``label_step: kmeans`` replaces Sinkhorn with k-means on the features, the comparison of section 4.5 / Table 8.
 
+Under torchrun each rank extracts the features of its own N / world rows and Sinkhorn runs distributed (the
+column reductions all-reduced, section 3.2's "the algorithm is easily parallelised"); the label rows are then
+all-gathered, so every rank holds the labels of the whole dataset for its batches.
+
 Defaults are the CIFAR recipe of the authors' code (shared/reference/implementation-notes.md): [128 x 10],
 SGD lr 0.03, momentum 0.9, weight decay 5e-4; lambda = 25 as in the paper (the CIFAR code uses 10).
 """
@@ -22,6 +26,8 @@ from torch import Tensor, nn
 
 from ssltk import DataSpec, FitContext, Objective, ObjectiveOutput, ViewBatch
 from ssltk.data.recipes import SelaAugment
+
+from ssltk.distributed import all_gather_uneven, broadcast_tensor
 
 from .sinkhorn import sinkhorn_labels
 
@@ -91,12 +97,17 @@ class SelaObjective(SelaViews):
         self._schedule = set(label_epochs(ctx.epochs, self.label_steps))
 
     def on_epoch_start(self, ctx: FitContext, epoch: int) -> None:
-        if epoch in self._schedule:
+        if epoch not in self._schedule:
+            return
+        if ctx.world_size > 1 and self.label_step == "sinkhorn":
+            self.optimise_labels(ctx.extract_features(gather=False), distributed=True)
+        else:
             self.optimise_labels(ctx.extract_features())
 
     @torch.no_grad()
-    def optimise_labels(self, features: Tensor) -> None:
-        """Step 2 of section 3.1 for every head, from (N, D) features of the un-augmented training images."""
+    def optimise_labels(self, features: Tensor, distributed: bool = False) -> None:
+        """Step 2 of section 3.1 for every head, from (N, D) features of the un-augmented training images (with
+        ``distributed``, this rank's contiguous rows of them; every rank calls it together)."""
         features = features.to(self.labels.device)
         new, iters = [], []
         for t, head in enumerate(self.heads):
@@ -105,13 +116,14 @@ class SelaObjective(SelaViews):
 
                 labels, _, _ = kmeans(F.normalize(features.float(), dim=1), self.clusters,
                                       seed=int(self.steps_done) * 1000 + t)
-                new.append(labels)
+                new.append(broadcast_tensor(labels.to(self.labels.device)))  # rank 0's clustering for everyone
                 continue
             logits = head(features.float())
             res = sinkhorn_labels(logits, self.lam, self.max_iters, self.tol, self.chunk,
-                                  v0=self.scalings[t] if self.warm_start and int(self.steps_done) > 0 else None)
+                                  v0=self.scalings[t] if self.warm_start and int(self.steps_done) > 0 else None,
+                                  distributed=distributed)
             self.scalings[t] = res.v
-            new.append(res.labels)
+            new.append(all_gather_uneven(res.labels.to(self.labels.device)) if distributed else res.labels)
             iters.append(res.iterations)
         changed = (torch.stack(new) != self.labels).float().mean().item()
         self.labels = torch.stack(new)

@@ -145,7 +145,10 @@ def _stabilized_loop(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distrib
     c = torch.ones(k, dtype=torch.float32, device=a.device)
     for it in range(1, max_iters + 1):
         col = _all_reduce(kern.T @ r, "sum", distributed)  # N times the column sums of Q, over c
-        if bool((col <= 0).any()) or not bool(torch.isfinite(r).all()):
+        # every rank must take the same branch (a rank absorbing alone would mix two parametrisations of Q in
+        # the next all-reduce), so the decisions on local rows are all-reduced too
+        row_lost = _all_reduce((~torch.isfinite(r).all()).float(), "max", distributed)
+        if bool((col <= 0).any()) or bool(row_lost > 0):
             # a column (or row) lost all its mass to underflow: one exact log-domain step, then a fresh kernel
             u = _row_update(a, v, log_n, chunk)
             v = -log_k - _column_lse(a, u, chunk, distributed)
@@ -159,7 +162,8 @@ def _stabilized_loop(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distrib
             break
         c = (n / k) / col
         r = 1.0 / (kern @ c)
-        if float(max(r.log().abs().max(), c.log().abs().max())) > absorb_at:
+        drift = _all_reduce(torch.maximum(r.log().abs().max(), c.log().abs().max()), "max", distributed)
+        if float(drift) > absorb_at:
             u, v = u + r.log(), v + c.log()
             kern = _kernel(a, u, v, log_n, chunk, kern)
             r.fill_(1.0)

@@ -1,0 +1,138 @@
+"""torchrun with 2 processes on the gloo backend: gradients, distributed Sinkhorn, checkpoints across world sizes.
+
+Every test launches real ``python -m torch.distributed.run`` processes (the launcher users type as ``torchrun``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from helpers import FAST_FIT
+
+pytest.importorskip("torch.distributed")
+if not torch.distributed.is_available():  # pragma: no cover - builds without distributed support
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+
+
+def _env() -> dict:
+    # each process one thread: two processes on this machine's two cores
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", COLUMNS="200")
+
+
+def torchrun(nproc: int, *args: str, module: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+                "--standalone"] if nproc > 1 else [sys.executable]
+    target = ["-m", *args] if module else [*args]
+    proc = subprocess.run(launcher + target, capture_output=True, text=True, env=_env(), timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _grads(tmp_path: Path, nproc: int, objective: str, *extra: str) -> list:
+    out = tmp_path / f"{objective}-{nproc}{''.join(extra)}"
+    out.mkdir()
+    torchrun(nproc, str(WORKER), "grads", objective, str(out), *extra)
+    return [load_file(str(out / f"grads-rank{r}.safetensors")) for r in range(nproc)]
+
+
+@pytest.mark.parametrize("objective", ["relational", "simclr"])
+def test_two_processes_give_the_gradients_of_one_process_on_the_union(tmp_path, objective):
+    (single,) = _grads(tmp_path, 1, objective)
+    ranks = _grads(tmp_path, 2, objective)
+    names = [k for k in single if k != "loss"]
+    assert len(names) == 12  # Conv-4: 4 convolutions and 4 BatchNorms (weight, bias)
+    for rank in ranks:
+        for name in names:
+            torch.testing.assert_close(rank[name], single[name], atol=1e-5, rtol=1e-5, msg=name)
+    # the global loss is the mean of the ranks' losses (each the mean over its share of pairs or views)
+    mean_loss = (ranks[0]["loss"] + ranks[1]["loss"]) / 2
+    torch.testing.assert_close(mean_loss, single["loss"], atol=1e-6, rtol=1e-5)
+
+
+def test_simclr_without_the_gather_sees_fewer_negatives_and_other_gradients(tmp_path):
+    (single,) = _grads(tmp_path, 1, "simclr")
+    ranks = _grads(tmp_path, 2, "simclr", "nogather")
+    worst = max(float((ranks[0][k] - single[k]).abs().max()) for k in single if k != "loss")
+    assert worst > 1e-3  # the equality above is the gather's doing, not an accident of the setup
+
+
+def test_distributed_sinkhorn_gives_the_single_process_labels(tmp_path):
+    sys.path.insert(0, str(WORKER.parent))
+    from distributed_worker import reference_logits
+    from ssltk_sela.sinkhorn import sinkhorn_labels
+
+    torchrun(2, str(WORKER), "sinkhorn", str(tmp_path))
+    got = load_file(str(tmp_path / "labels.safetensors"))
+    want = sinkhorn_labels(reference_logits(), lam=25.0)
+    assert torch.equal(got["labels"], want.labels)
+    assert int(got["iterations"]) == want.iterations
+
+
+def _epochs(run: Path) -> list:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(ln)["epoch"] for ln in lines if json.loads(ln)["event"] == "epoch"]
+
+
+def test_a_two_process_checkpoint_resumes_in_one_process_and_back(tmp_path):
+    run = tmp_path / "run"
+    fit = ["ssltk", "fit", "--objective", "relational", "--objective.k", "4", *FAST_FIT, "--trainer.epochs", "1",
+           "--trainer.run_dir", str(run)]
+    proc = torchrun(2, *fit, module=True)
+    assert proc.stdout.count("run directory:") == 1  # rank 0 alone reports
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0001.safetensors"]
+    assert _epochs(run) == [1]  # one writer: one record per epoch
+    # a different world size: one process continues the two-process run ...
+    torchrun(1, "ssltk", "fit", "--resume", str(run), "--trainer.epochs", "2", module=True)
+    assert _epochs(run) == [1, 2]
+    # ... and two processes continue the one-process epoch
+    torchrun(2, "ssltk", "fit", "--resume", str(run), "--trainer.epochs", "3", module=True)
+    assert _epochs(run) == [1, 2, 3]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0002.safetensors",
+                                                                        "epoch-0003.safetensors"]
+    # the same number of steps per epoch whatever the world size: the batch size is the global batch
+    steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()
+             if json.loads(ln)["event"] == "epoch"]
+    assert steps == [8, 16, 24]
+
+
+def test_sela_under_two_processes_labels_as_one_process_would(tmp_path):
+    """The engine's sharded pass plus distributed Sinkhorn inside a real fit: the labels a 2-process run stored at
+    epoch 2 are those one process computes from the epoch-1 checkpoint."""
+    from ssltk.engine.checkpoint import load_training_state
+    from ssltk.engine.trainer import Trainer, read_run_config
+
+    run = tmp_path / "sela"
+    torchrun(2, "ssltk", "fit", "--objective", "sela", "--objective.clusters", "16", "--objective.heads", "2",
+             *FAST_FIT, "--trainer.epochs", "2", "--trainer.run_dir", str(run), module=True)
+    ckpts = sorted((run / "checkpoints").iterdir())
+    assert [p.name for p in ckpts] == ["epoch-0001.safetensors", "epoch-0002.safetensors"]
+    cfg = read_run_config(run)
+    cfg["trainer"]["distributed"] = "off"
+    trainer = Trainer(cfg)
+    trainer._build()
+    trainer.objective.on_fit_start(trainer.context())  # as fit does: label buffers sized before the restore
+    load_training_state(ckpts[0], trainer._modules(), trainer.optimizer, trainer.scheduler)
+    trainer.objective.optimise_labels(trainer.context().extract_features())
+    stored = load_file(str(ckpts[1]))["objective.labels"]
+    assert stored.shape == (2, 256)
+    # exact: every rank's share of the pass used rank 0's BatchNorm statistics (before the epoch-end buffer
+    # broadcast, 4% of these labels differed)
+    assert torch.equal(trainer.objective.labels.cpu(), stored)
+    assert torch.bincount(stored[0], minlength=16).min() > 0  # an equipartition, not a collapse
+
+
+def test_deepcluster_under_two_processes_trains_on_one_clustering(tmp_path):
+    run = tmp_path / "dc"
+    torchrun(2, "ssltk", "fit", "--objective", "deepcluster", "--objective.k", "20", *FAST_FIT,
+             "--trainer.epochs", "1", "--trainer.run_dir", str(run), module=True)
+    pseudo = load_file(str(run / "checkpoints" / "epoch-0001.safetensors"))["objective.pseudo"]
+    assert pseudo.shape == (256,) and len(pseudo.unique()) > 10
