@@ -136,3 +136,38 @@ def test_deepcluster_under_two_processes_trains_on_one_clustering(tmp_path):
              "--trainer.epochs", "1", "--trainer.run_dir", str(run), module=True)
     pseudo = load_file(str(run / "checkpoints" / "epoch-0001.safetensors"))["objective.pseudo"]
     assert pseudo.shape == (256,) and len(pseudo.unique()) > 10
+
+
+def test_shards_cover_the_rows_once_lower_ranks_first(monkeypatch):
+    import ssltk.distributed as d
+
+    for n, size in [(10, 3), (1001, 2), (4, 4), (7, 1)]:
+        bounds = []
+        for rank in range(size):
+            monkeypatch.setattr(d, "world", lambda r=rank: (r, size))
+            bounds.append(d.shard_bounds(n))
+        assert bounds[0][0] == 0 and bounds[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
+
+
+def test_distributed_mode_is_checked(monkeypatch):
+    from ssltk.engine.distributed import init_process_group
+    from ssltk.errors import SsltkError
+
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert not init_process_group("auto", torch.device("cpu")).active  # a plain process trains alone
+    with pytest.raises(SsltkError, match="torchrun"):
+        init_process_group("on", torch.device("cpu"))
+    with pytest.raises(SsltkError, match="auto, on or off"):
+        init_process_group("sometimes", torch.device("cpu"))
+
+
+def test_global_batch_must_split_over_the_ranks(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "ssltk", "fit", "--objective", "relational", *FAST_FIT, "--trainer.batch_size", "33",
+                           "--trainer.run_dir", str(tmp_path / "r")], capture_output=True, text=True, env=_env(),
+                          timeout=300)
+    assert proc.returncode != 0
+    assert "does not split over 2 processes" in proc.stderr

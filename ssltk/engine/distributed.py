@@ -23,23 +23,26 @@ class ProcessGroupInfo:
     local_rank: int = 0
     backend: str = ""
     initialised_here: bool = False
+    active: bool = False  # training runs through DDP in this group
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def init_process_group(mode: str, device: torch.device, backend: str = "auto",
                        timeout_minutes: float = 30.0) -> ProcessGroupInfo:
     """Join torchrun's process group when ``mode`` is auto and the environment describes more than one process.
 
-    ``mode`` off ignores the environment (each process trains alone); on requires it.
+    ``mode`` off ignores the environment (each process trains alone); on requires it and joins even a group of
+    one, so that a single process runs through DDP (to measure its overhead against a plain run).
     """
     import torch.distributed as dist
 
     if mode not in ("auto", "on", "off"):
         raise SsltkError(f"trainer.distributed must be auto, on or off, got {mode!r}")
-    if mode == "off" or (mode == "auto" and not launched_by_torchrun()):
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if mode == "off" or (mode == "auto" and not (launched_by_torchrun() and several)):
         return ProcessGroupInfo()
     if not launched_by_torchrun():
         raise SsltkError("trainer.distributed is on but RANK/WORLD_SIZE are not set; launch with torchrun "
@@ -49,16 +52,18 @@ def init_process_group(mode: str, device: torch.device, backend: str = "auto",
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if backend == "auto":
         backend = "nccl" if device.type == "cuda" else "gloo"
+    device = local_device(device, ProcessGroupInfo(local_rank=local_rank, active=True))
     if dist.is_initialized():
-        return ProcessGroupInfo(dist.get_rank(), dist.get_world_size(), local_rank, dist.get_backend())
+        return ProcessGroupInfo(dist.get_rank(), dist.get_world_size(), local_rank, dist.get_backend(), active=True)
     dist.init_process_group(backend=backend, timeout=_dt.timedelta(minutes=timeout_minutes),
                             device_id=device if device.type == "cuda" else None)
-    return ProcessGroupInfo(dist.get_rank(), dist.get_world_size(), local_rank, backend, initialised_here=True)
+    return ProcessGroupInfo(dist.get_rank(), dist.get_world_size(), local_rank, backend, initialised_here=True,
+                            active=True)
 
 
 def local_device(device: torch.device, info: ProcessGroupInfo) -> torch.device:
     """Under torchrun, ``cuda`` means this process's GPU, cuda:LOCAL_RANK."""
-    if info.world_size > 1 and device.type == "cuda" and device.index is None:
+    if info.active and device.type == "cuda" and device.index is None:
         return torch.device("cuda", info.local_rank % max(torch.cuda.device_count(), 1))
     return device
 

@@ -210,7 +210,7 @@ class Trainer:
             self.backbone.to(memory_format=torch.channels_last)
         self.step_module = TrainStep(self.backbone, self.objective)
         wrapped = self.step_module
-        if self.world_size > 1:
+        if self.group.active:
             wrapped = wrap_ddp(self.step_module, self.device, cfg.find_unused_parameters)
         self._forward = torch.compile(wrapped) if cfg.compile else wrapped
         if self.config.get("augment"):  # a recipe chosen by the user overrides the objective's own
