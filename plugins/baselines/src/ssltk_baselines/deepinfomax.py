@@ -70,6 +70,12 @@ class DeepInfoMaxObjective(Objective):
         self._hooked: Optional[int] = None
         self._captured: dict = {}
 
+    @property
+    def num_views(self) -> int:
+        # DIM encodes each image once: its positives are its own local features, not another view's. (The engine's
+        # default of two views doubled the work per epoch and counted two augmentations of an image as a batch.)
+        return 1
+
     def _build_critic(self, channels: int) -> None:
         self.critic = LocalCritic(channels, self.in_dim, self.hidden)
 
