@@ -48,6 +48,15 @@ def _git_rev() -> str:
 REV = _git_rev()
 
 
+def report(title: str, lines: list[str], record_it: bool) -> None:
+    """Print the measured lines and, with ``record_it``, append them to RESULTS.md under the script's own command."""
+    print("\n".join(lines))
+    if record_it:
+        script = Path(sys.argv[0]).resolve()
+        name = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+        record(title, " ".join(["python", str(name), *sys.argv[1:]]), lines)
+
+
 def record(title: str, command: str, lines: list[str]) -> None:
     """Append a dated section with the command and the measured lines to RESULTS.md."""
     rev = REV

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import record  # noqa: E402
+from _common import report  # noqa: E402
 
 
 def views_per_s(run: Path) -> float:
@@ -53,10 +53,8 @@ def main() -> None:
     lines = [f"plain single process: {base:.1f} views/s",
              f"torchrun, {a.nproc} process(es), DDP: {dist:.1f} views/s",
              f"DDP / plain throughput: {dist / base:.3f}"]
-    print("\n".join(lines))
-    if a.record:
-        record(f"DDP overhead, {a.objective} (the quickstart configuration), {a.epochs} epochs, {a.nproc} process(es)",
-               "python examples/benchmarks/ddp_overhead.py " + " ".join(sys.argv[1:]), lines)
+    report(f"DDP overhead, {a.objective} (the quickstart configuration), {a.epochs} epochs, {a.nproc} process(es)",
+           lines, a.record)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import record  # noqa: E402
+from _common import report  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:
@@ -79,10 +79,7 @@ def main() -> None:
         f"{per_it:.3f} s per iteration = {per_it / read:.1f}x the {read * 1000:.1f} ms of one read of the N x K matrix",
         f"cluster sizes min {int(counts.min())} max {int(counts.max())} (equipartition: {a.n / a.k:.0f})",
     ]
-    print("\n".join(lines))
-    if a.record:
-        record(f"Sinkhorn-Knopp label step, N={a.n}, K={a.k}, {dev.type}",
-               "python examples/benchmarks/sinkhorn.py " + " ".join(sys.argv[1:]), lines)
+    report(f"Sinkhorn-Knopp label step, N={a.n}, K={a.k}, {dev.type}", lines, a.record)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, extract_cifar10, record  # noqa: E402
+from _common import ROOT, extract_cifar10, report  # noqa: E402
 
 import ssltk  # noqa: E402
 from ssltk.data.recipes import ContrastiveAugment  # noqa: E402
@@ -96,11 +96,8 @@ def main() -> None:
         f"ssltk augmentation only (K={a.k}, batch {a.batch}):        {aug:.0f} views/s",
         f"image-folder decode ({a.workers} workers, 32 px):           {decode:.0f} images/s",
     ]
-    print("\n".join(lines))
-    if a.record:
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-        record(f"Throughput, relational Conv-4, K={a.k}, batch {a.batch}, {a.steps} steps, device {dev}",
-               "python examples/benchmarks/throughput.py " + " ".join(sys.argv[1:]), lines)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    report(f"Throughput, relational Conv-4, K={a.k}, batch {a.batch}, {a.steps} steps, device {dev}", lines, a.record)
 
 
 if __name__ == "__main__":
