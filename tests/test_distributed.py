@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import ssltk
 from helpers import FAST_FIT
 
 pytest.importorskip("torch.distributed")
@@ -40,7 +41,13 @@ def torchrun(nproc: int, *args: str, module: bool = False, timeout: float = 300)
 def _grads(tmp_path: Path, nproc: int, objective: str, *extra: str) -> list:
     out = tmp_path / f"{objective}-{nproc}{''.join(extra)}"
     out.mkdir()
-    torchrun(nproc, str(WORKER), "grads", objective, str(out), *extra)
+    if nproc == 1:  # the single-process reference runs in this process: no group, no DDP
+        sys.path.insert(0, str(WORKER.parent))
+        from distributed_worker import grads
+
+        grads(objective, out, gather="nogather" not in extra)
+    else:
+        torchrun(nproc, str(WORKER), "grads", objective, str(out), *extra)
     return [load_file(str(out / f"grads-rank{r}.safetensors")) for r in range(nproc)]
 
 
@@ -91,7 +98,7 @@ def test_a_two_process_checkpoint_resumes_in_one_process_and_back(tmp_path):
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0001.safetensors"]
     assert _epochs(run) == [1]  # one writer: one record per epoch
     # a different world size: one process continues the two-process run ...
-    torchrun(1, "ssltk", "fit", "--resume", str(run), "--trainer.epochs", "2", module=True)
+    ssltk.fit(resume=run, trainer={"epochs": 2})
     assert _epochs(run) == [1, 2]
     # ... and two processes continue the one-process epoch
     torchrun(2, "ssltk", "fit", "--resume", str(run), "--trainer.epochs", "3", module=True)
@@ -164,10 +171,12 @@ def test_distributed_mode_is_checked(monkeypatch):
         init_process_group("sometimes", torch.device("cpu"))
 
 
-def test_global_batch_must_split_over_the_ranks(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "ssltk", "fit", "--objective", "relational", *FAST_FIT, "--trainer.batch_size", "33",
-                           "--trainer.run_dir", str(tmp_path / "r")], capture_output=True, text=True, env=_env(),
-                          timeout=300)
-    assert proc.returncode != 0
-    assert "does not split over 2 processes" in proc.stderr
+def test_global_batch_must_split_over_the_ranks():
+    from ssltk.engine.trainer import Trainer
+    from ssltk.errors import SsltkError
+
+    trainer = Trainer(ssltk.api.make_config("relational", data_args={"train_size": 64},
+                                            trainer={"batch_size": 33, "device": "cpu"}))
+    trainer.world_size = 2  # as a 2-process group would set it
+    with pytest.raises(SsltkError, match="does not split over 2 processes; use a multiple of 2"):
+        trainer._build()
