@@ -131,11 +131,12 @@ def shard_bounds(n: int) -> Tuple[int, int]:
 
 
 @contextmanager
-def sharded_passes() -> Iterator[None]:
+def sharded_passes(enabled: bool = True) -> Iterator[None]:
     """Inside the block, whole-dataset feature extraction splits the images over ranks and gathers the features,
-    so every rank must enter it together (the trainer does so around its epoch-start and final passes)."""
+    so every rank must enter it together (the trainer does so around its epoch-start and final passes).
+    ``enabled=False`` turns it off for an inner block (a rank's own share of a pass)."""
     global _sharded_passes
-    previous, _sharded_passes = _sharded_passes, True
+    previous, _sharded_passes = _sharded_passes, enabled
     try:
         yield
     finally:

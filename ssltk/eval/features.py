@@ -23,17 +23,6 @@ def eval_mode(backbone: nn.Module):
         backbone.train(was_training)
 
 
-@contextmanager
-def _not_sharded():
-    from .. import distributed
-
-    previous, distributed._sharded_passes = distributed._sharded_passes, False
-    try:
-        yield
-    finally:
-        distributed._sharded_passes = previous
-
-
 def _normalised_batches(images: Tensor, mean: Sequence[float], std: Sequence[float], device: torch.device,
                         batch_size: int) -> Iterator[Tensor]:
     transform = EvalTransform(mean, std)
@@ -50,11 +39,11 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
     :func:`ssltk.distributed.sharded_passes` under torchrun, each rank extracts its contiguous share of the images
     and every rank receives all features.
     """
-    from ..distributed import all_gather_uneven, passes_are_sharded, shard_bounds
+    from ..distributed import all_gather_uneven, passes_are_sharded, shard_bounds, sharded_passes
 
     if passes_are_sharded():
         start, stop = shard_bounds(images.shape[0])
-        with _not_sharded():
+        with sharded_passes(False):
             own = extract_features(backbone, images[start:stop], mean, std, device, batch_size, amp)
         # gathered on the device: NCCL moves only device tensors
         return all_gather_uneven(own.to(device).reshape(stop - start, -1)).cpu().reshape(-1, *own.shape[1:])
