@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -90,6 +90,10 @@ class FitContext:
     (DeepCluster's k-means, SeLa's label optimisation). Under torchrun the pass is split over the ranks and every
     rank receives all N rows; ``extract_features(gather=False)`` returns only this rank's contiguous rows
     (``ssltk.distributed.shard_bounds(N)``), for computations that are themselves distributed (SeLa's Sinkhorn).
+
+    ``reset_optimizer_state(params)`` drops the optimizer's running state (Adam's moments, SGD's momentum) for
+    parameters an objective has just re-initialised, so that their next step starts afresh as a new optimizer's
+    would (DeepCluster's classifier). It is ``None`` where no optimizer exists (contract tests).
     """
 
     num_train: int
@@ -103,6 +107,7 @@ class FitContext:
     data_spec: Optional[DataSpec] = None
     rank: int = 0
     world_size: int = 1
+    reset_optimizer_state: Optional[Callable[[Iterable[Tensor]], None]] = None
 
 
 class Objective(nn.Module):

@@ -258,10 +258,14 @@ class Trainer:
                 return extract_features(backbone or self.backbone, images, self.spec.mean, self.spec.std,
                                         self.device, amp=self.cfg.amp)
 
+        def reset_optimizer_state(params) -> None:
+            for p in params:
+                self.optimizer.state.pop(p, None)
+
         return FitContext(num_train=len(self.labels), num_classes=self.spec.num_classes, seed=self.cfg.seed,
                           device=self.device, epochs=self.cfg.epochs, steps_per_epoch=self.steps_per_epoch,
                           train_labels=self.labels, extract_features=whole_train_features, data_spec=self.spec,
-                          rank=self.rank, world_size=self.world_size)
+                          rank=self.rank, world_size=self.world_size, reset_optimizer_state=reset_optimizer_state)
 
     # checkpoints ----------------------------------------------------------------------------------------------------
     def _modules(self) -> Dict[str, nn.Module]:

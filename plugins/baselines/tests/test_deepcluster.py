@@ -38,3 +38,25 @@ def test_weighted_sampling_through_the_trainer(tmp_path):
                     trainer={"epochs": 1, "batch_size": 32, "run_dir": str(tmp_path), "progress": False},
                     evaluate={"linear": False})
     assert res.objective.sampling_weights() is not None
+
+
+def test_the_reinitialised_classifier_starts_with_fresh_optimizer_state():
+    import ssltk
+    from ssltk.engine.trainer import Trainer
+
+    trainer = Trainer(ssltk.api.make_config("deepcluster", data_args={"train_size": 128}, objective_args={"k": 10},
+                                            trainer={"batch_size": 32, "device": "cpu", "progress": False}))
+    trainer._build()
+    params = [p for p in trainer.step_module.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = torch.ones_like(p)
+    trainer.optimizer.step()  # every parameter now carries Adam moments
+    obj = trainer.objective
+    ctx = trainer.context()
+    obj.on_fit_start(ctx)
+    obj.on_epoch_start(ctx, 0)
+    top = {id(p) for p in obj.top.parameters()}
+    state = trainer.optimizer.state
+    assert all(p not in state for p in obj.top.parameters())
+    kept = [p for p in params if id(p) not in top]
+    assert kept and all(int(state[p]["step"]) == 1 for p in kept)  # the backbone and the MLP body keep theirs

@@ -92,6 +92,10 @@ class DeepClusterObjective(Objective):
             bound = 1.0 / self.top.in_features ** 0.5
             self.top.weight.copy_(torch.empty_like(self.top.weight, device="cpu").uniform_(-bound, bound, generator=g))
             self.top.bias.copy_(torch.empty_like(self.top.bias, device="cpu").uniform_(-bound, bound, generator=g))
+        # the old classifier's Adam moments would steer the new one along directions of a clustering that is gone;
+        # DeepCluster's authors build a fresh optimizer for it every epoch
+        if ctx.reset_optimizer_state is not None:
+            ctx.reset_optimizer_state(self.top.parameters())
 
     def sampling_weights(self) -> Optional[Tensor]:
         return self._weights
