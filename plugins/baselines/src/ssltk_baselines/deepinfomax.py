@@ -6,17 +6,16 @@ The local critic scores [global; local] at every location with 1x1 convolutions 
 an image's global vector with its own local map, negatives with another image's (the batch rolled by one). MI is
 estimated with the Jensen-Shannon bound in its softplus form, E_P[-sp(-T)] - E_N[sp(T)] (DIM eq. 4).
 
-Prior matching pushes the global vector y itself towards U(0, 1)^D with a discriminator trained adversarially
-(the public relational code never trains it: **pitfall**, shared/reference/implementation-notes.md). The prior
-is matched on y, as in that code, not on sigmoid(y): Conv-4 and the ResNets end in ReLU and average pooling, so
-y >= 0 and sigmoid(y) lies in [0.5, 1), a set U(0, 1) puts only half its mass on. The discriminator then wins by
+Prior matching pushes the global vector y itself towards U(0, 1)^D with a discriminator trained adversarially (the
+public relational code never trains it: **pitfall**, shared/reference/implementation-notes.md). The prior is
+matched on y, as in that code, not on sigmoid(y): Conv-4 and the ResNets end in ReLU and average pooling, so y >=
+0 and sigmoid(y) lies in [0.5, 1), a set U(0, 1) puts only half its mass on. The discriminator then wins by
 looking below 0.5, and the encoder's only way to reduce its loss is to shrink y towards 0 (measured with the
-sigmoid: d_loss 0.75 -> 0.0009 over 20 epochs on CIFAR-10, linear accuracy 31.2% against 28.0% for random
-weights; matched on y: 36.3 +- 0.4 over three seeds). A non-negative y can reach [0, 1], and so can any
-backbone whose output is unbounded. Both players share
-the engine's single optimizer and backward pass: the discriminator's loss sees a detached encoder output, and the
-encoder's loss sees the discriminator through detached parameters, so each gradient reaches only its own player.
-Adam 1e-4.
+sigmoid: d_loss 0.75 -> 0.0009 over 20 epochs on CIFAR-10, linear accuracy 31.2% against 28.0% for random weights;
+matched on y: 36.3 +- 0.4 over three seeds). A non-negative y can reach [0, 1], and so can any backbone whose
+output is unbounded. Both players share the engine's single optimizer and backward pass: the discriminator's loss
+sees a detached encoder output, and the encoder's loss sees the discriminator through detached parameters, so each
+gradient reaches only its own player. Adam 1e-4.
 """
 from __future__ import annotations
 
