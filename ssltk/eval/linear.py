@@ -31,6 +31,13 @@ from .results import write_results
 __all__ = ["LinearEval", "accuracy", "train_linear", "write_results"]
 
 
+def seeded_linear(in_dim: int, num_classes: int, seed: int, device: torch.device) -> nn.Linear:
+    """Linear(D, C) initialised from ``seed`` alone, leaving the global random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Linear(in_dim, num_classes).to(device)
+
+
 def train_linear(train_x: Optional[Tensor], train_y: Tensor, num_classes: int, epochs: int = 100,
                  batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: Optional[torch.device] = None,
                  features: Optional[Callable[[Tensor], Tensor]] = None, in_dim: Optional[int] = None,
@@ -45,9 +52,7 @@ def train_linear(train_x: Optional[Tensor], train_y: Tensor, num_classes: int, e
     dim = in_dim if in_dim is not None else train_x.shape[1]
     g = torch.Generator().manual_seed(seed)
     if clf is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            clf = nn.Linear(dim, num_classes).to(device)
+        clf = seeded_linear(dim, num_classes, seed, device)
     opt = opt or torch.optim.Adam(clf.parameters(), lr=lr)
     x = train_x.to(device) if train_x is not None else None
     y = train_y.to(device)

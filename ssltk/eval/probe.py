@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .features import extract_features
-from .linear import accuracy, train_linear
+from .linear import accuracy, seeded_linear, train_linear
 from .plots import line_curves
 
 
@@ -38,9 +38,7 @@ class OnlineProbe:
     def __call__(self, backbone: nn.Module, step: int) -> float:
         x = extract_features(backbone, self.images, self.mean, self.std, self.device)
         if self.clf is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                self.clf = nn.Linear(x.shape[1], self.num_classes).to(self.device)
+            self.clf = seeded_linear(x.shape[1], self.num_classes, self.seed, self.device)
             self.opt = torch.optim.Adam(self.clf.parameters(), lr=1e-3)
         train_linear(x, self.labels, self.num_classes, self.epochs, seed=self.seed + step, device=self.device,
                      clf=self.clf, opt=self.opt)

@@ -68,8 +68,7 @@ class DeepClusterObjective(Objective):
         """Pseudo-labels of whitened, L2-normalised features, and the sampling weights that go with them."""
         x = F.normalize(pca_whiten(features, self.pca_dim), dim=1)
         use_torch = self.backend == "torch" or (self.backend == "auto" and self.pseudo.device.type == "cuda")
-        rank, world_size = world()
-        if rank > 0:  # under torchrun rank 0 clusters (the features are the same everywhere) and broadcasts
+        if world()[0] > 0:  # under torchrun rank 0 clusters (the features are the same everywhere) and broadcasts
             labels = torch.zeros(x.shape[0], dtype=torch.long, device=self.pseudo.device)
         elif use_torch:
             labels, _, _ = kmeans(x.to(self.pseudo.device), self.k, self.kmeans_iters, seed=seed)
@@ -78,8 +77,7 @@ class DeepClusterObjective(Objective):
 
             km = KMeans(self.k, n_init=1, max_iter=self.kmeans_iters, random_state=seed % (2**31)).fit(x.cpu().numpy())
             labels = torch.as_tensor(km.labels_, dtype=torch.long, device=self.pseudo.device)
-        if world_size > 1:
-            labels = broadcast_tensor(labels)
+        labels = broadcast_tensor(labels)  # the identity in one process
         sizes = torch.bincount(labels, minlength=self.k).float()
         self._weights = 1.0 / sizes[labels]
         return labels
