@@ -15,7 +15,7 @@ from .registries import AUGMENTATIONS, BACKBONES, DATASETS, EVALUATORS, HEADS, O
 from .registry import Registry
 from .data.base import DataSource, ImageSet
 from .engine.trainer import EvalConfig, FitResult, TrainerConfig
-from .api import evaluate, fit, load_backbone, make_config
+from .api import evaluate, fit, load_backbone, make_config, trust_class_path
 
 
 def register_objective(name: str, **defaults):
@@ -61,4 +61,5 @@ __all__ = [
     "Registry", "SsltkError", "TrainerConfig", "UnknownNameError", "ViewBatch", "create_backbone", "create_objective",
     "evaluate", "fit", "hookimpl", "list_backbones", "list_objectives", "load_backbone", "make_config",
     "register_backbone", "register_dataset", "register_evaluator", "register_head", "register_objective",
+    "trust_class_path",
 ]

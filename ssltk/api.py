@@ -7,8 +7,9 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .engine.build import Spec, build, import_class, registry_name, resolve
+from .engine.build import Spec, build, check_config, import_class, registry_name, resolve, trust_class_path
 from .engine.checkpoint import load_state_strict, read_safetensors
+from .engine.rundir import RunLock
 from .engine.trainer import EvalConfig, FitResult, Trainer, TrainerConfig, read_run_config, resolve_device
 from .errors import SsltkError
 from .interfaces import EvalResult
@@ -43,11 +44,12 @@ def fit(objective: Optional[Component] = None, backbone: Component = "conv4", da
         objective_args: Optional[Dict[str, Any]] = None, backbone_args: Optional[Dict[str, Any]] = None,
         data_args: Optional[Dict[str, Any]] = None, augment: Optional[Component] = None,
         augment_args: Optional[Dict[str, Any]] = None, resume: Optional[Union[str, Path]] = None,
-        config: Optional[Dict[str, Any]] = None) -> FitResult:
+        config: Optional[Dict[str, Any]] = None, overwrite: bool = False) -> FitResult:
     """Train ``objective`` on ``backbone`` over ``data``; each may be a registry name, class, class path or spec.
 
-    ``resume=RUN_DIR`` continues a run from its last checkpoint with the run's own ``config.yaml`` (``trainer``
-    values given here, such as a larger ``epochs``, override it).
+    ``resume=RUN_DIR`` continues a run from its last checkpoint with the run's own ``config.yaml``; ``trainer``
+    values given here override it where they do not change what the run computes (a larger ``epochs``, the
+    device), and anything else is refused. A new run never replaces an existing one unless ``overwrite=True``.
     """
     if resume is not None:
         cfg = read_run_config(Path(resume))
@@ -58,7 +60,9 @@ def fit(objective: Optional[Component] = None, backbone: Component = "conv4", da
             raise SsltkError("fit needs an objective (a registry name such as 'relational', or a class)")
         config = make_config(objective, backbone, data, trainer, evaluate, objective_args, backbone_args, data_args,
                              augment, augment_args)
-    return Trainer(config).fit()
+    else:  # often read from a file by the caller: held to the same rule as a run's config.yaml
+        config = check_config(config, "the config passed to ssltk.fit")
+    return Trainer(config, overwrite=overwrite).fit()
 
 
 def _as_plain(cfg: Any) -> Dict[str, Any]:
@@ -77,7 +81,8 @@ def load_backbone(weights: Union[str, Path], backbone: Optional[Component] = Non
     if backbone is None:
         if not meta.get("backbone"):
             raise SsltkError(f"{weights} does not say which backbone it holds; pass --backbone NAME")
-        spec = meta["backbone"]
+        # the file's own word: only a registered backbone is built from it
+        spec = resolve("backbone", meta["backbone"], trusted=False, where=f"{weights} (its ssltk metadata)")
     else:
         spec = resolve("backbone", backbone, backbone_args)
     model = build(spec)
@@ -108,4 +113,6 @@ def evaluate(name: str = "linear", *, run: Optional[Union[str, Path]] = None, we
     if run_cfg is not None and data is not None and data_spec != run_cfg["data"]:
         # domain transfer / grain: the same protocol on other data, kept apart from the run's own numbers
         key = f"{name}@{registry_name('dataset', data_spec['class_path'])}"
-    return evaluator.evaluate(model.to(dev), build(data_spec), device=dev, run_dir=target, name=key)
+    # owning the target before computing: a result that cannot be written is refused before, not lost after
+    with RunLock(target, purpose="write results"):
+        return evaluator.evaluate(model.to(dev), build(data_spec), device=dev, run_dir=target, name=key)

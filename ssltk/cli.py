@@ -1,13 +1,14 @@
 """The ``ssltk`` command line, on jsonargparse.
 
     ssltk fit --objective NAME [--backbone NAME] [--data NAME] [--objective.k 32] [--trainer.epochs 200] ...
-    ssltk fit --config run.yaml | --print_config | --resume RUN_DIR
+    ssltk fit --config run.yaml | --print_config | --resume RUN_DIR | --overwrite true
     ssltk eval NAME (--run RUN_DIR | --weights FILE.safetensors [--backbone NAME] --data NAME) [options]
     ssltk list objectives|backbones|datasets|evaluators|heads [PATTERN]
     ssltk plugins
 
 Registry names (``relational``, ``conv4``, ``timm:resnet18``) are mapped to class paths before jsonargparse sees
-them, on the command line and in ``--config`` files alike. Errors in names, values, paths and keys print one line
+them, on the command line and in ``--config`` files alike. A file (``--config``, a run's ``config.yaml``, weights
+metadata) may name only registered classes; ``--trust CLASS_PATH``, given to any command, allows one that is not. Errors in names, values, paths and keys print one line
 (with suggestions where there are close matches) and exit with status 2.
 """
 from __future__ import annotations
@@ -25,7 +26,6 @@ from .errors import SsltkError
 
 # option -> registry kind, for the options that choose a class
 _CHOOSERS = {"--objective": "objective", "--backbone": "backbone", "--data": "dataset", "--augment": "augmentation"}
-_CONFIG_KEYS = {"objective": "objective", "backbone": "backbone", "data": "dataset", "augment": "augmentation"}
 _PRESET = Path(__file__).parent / "presets" / "quickstart.yaml"
 LIST_KINDS = {"objectives": "objective", "backbones": "backbone", "datasets": "dataset", "evaluators": "evaluator",
               "heads": "head", "augmentations": "augmentation"}
@@ -33,13 +33,32 @@ LIST_KINDS = {"objectives": "objective", "backbones": "backbone", "datasets": "d
 
 # name mapping ----------------------------------------------------------------------------------------------------------
 def _to_class(kind: str, value: str) -> List[str]:
-    """``[class_path, --opt.arg, value, ...]`` for a registry name; class paths and configs pass through."""
+    """``[class_path, --opt.arg, value, ...]`` for a registry name, a class path, an inline ``{class_path: ...}`` or a
+    YAML/JSON file holding one. A file's content is checked like any file's (only registered classes)."""
     from .engine.build import resolve
 
-    if value.lstrip().startswith("{") or value.endswith((".yaml", ".yml", ".json")):
-        return [value]
-    spec = resolve(kind, value)
+    if value.endswith((".yaml", ".yml", ".json")) and not value.lstrip().startswith("{"):
+        spec = resolve(kind, _read_yaml(value), trusted=False, where=value)
+    elif value.lstrip().startswith("{"):
+        try:
+            spec = resolve(kind, yaml.safe_load(value), where=f"--{kind}")
+        except yaml.YAMLError as exc:
+            raise SsltkError(f"cannot parse {value!r}: {str(exc).splitlines()[0]}") from None
+    else:
+        spec = resolve(kind, value)
     return [spec["class_path"]] + [str(x) for k, v in spec["init_args"].items() for x in (f".{k}", _cli_value(v))]
+
+
+def _read_yaml(path: str) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise SsltkError(f"config file not found: {path}")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise SsltkError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SsltkError(f"cannot read {path}: {exc}") from None
 
 
 def _cli_value(v: Any) -> str:
@@ -71,21 +90,12 @@ def map_names(argv: Sequence[str]) -> List[str]:
 
 def _normalise_config(path: str) -> str:
     """A config file with registry names turned into class paths, as a YAML string jsonargparse accepts."""
-    from .engine.build import resolve
+    from .engine.build import check_config
 
-    p = Path(path)
-    if not p.is_file():
-        raise SsltkError(f"config file not found: {path}")
-    try:
-        cfg = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SsltkError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(cfg, dict):
-        raise SsltkError(f"{path} must hold a mapping of options")
-    for key, kind in _CONFIG_KEYS.items():
-        if key in cfg and cfg[key] is not None:
-            cfg[key] = resolve(kind, cfg[key])
-    return yaml.safe_dump(cfg, sort_keys=False)
+    cfg = _read_yaml(path)
+    if cfg is None:
+        raise SsltkError(f"{path} is empty")
+    return yaml.safe_dump(check_config(cfg, path, required=()), sort_keys=False)
 
 
 # parsers -----------------------------------------------------------------------------------------------------------------
@@ -108,6 +118,8 @@ def _fit_parser():
     p.add_class_arguments(TrainerConfig, "trainer")
     p.add_class_arguments(EvalConfig, "evaluate")
     p.add_argument("--resume", type=Optional[str], default=None, help="continue the run in this directory")
+    p.add_argument("--overwrite", type=bool, default=False,
+                   help="replace the run already in --trainer.run_dir (its files are removed first)")
     p.set_defaults(backbone={"class_path": "ssltk.backbones.conv4.Conv4"})
     return p
 
@@ -175,15 +187,16 @@ def cmd_fit(argv: List[str]) -> int:
     config.pop("config", None)
     config.pop("__path__", None)
     resume = config.pop("resume", None)
+    overwrite = bool(config.pop("overwrite", False))
     if resume:
+        if overwrite:
+            raise SsltkError("--overwrite and --resume exclude each other")
         config["trainer"]["run_dir"] = resume
-    elif config["trainer"].get("run_dir") and any((Path(config["trainer"]["run_dir"]) / "checkpoints").glob("*.safetensors")):
-        raise SsltkError(f"{config['trainer']['run_dir']} already holds checkpoints; continue it with --resume "
-                         f"{config['trainer']['run_dir']} or choose another --trainer.run_dir")
+    trainer = Trainer(config, resume=bool(resume), overwrite=overwrite)  # checks the options first
     if quickstart:
         print(f"ssltk: no --data given: quickstart on the embedded digits dataset for {config['trainer']['epochs']} "
               "epochs (pass --data NAME for real datasets)")
-    result = Trainer(config, resume=bool(resume)).fit()
+    result = trainer.fit()
     _report_fit(result, registry_name("objective", config["objective"]["class_path"]),
                 registry_name("backbone", config["backbone"]["class_path"]))
     return 0
@@ -407,6 +420,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     try:
+        trusted, rest = _take_all(rest, "--trust")  # class paths a file may name although no registry holds them
+        if trusted:
+            from .engine.build import trust_class_path
+
+            trust_class_path(*trusted)
         fn = BUILTIN_COMMANDS.get(cmd)
         if fn is None:
             from .registries import SUBCOMMANDS
@@ -421,10 +439,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SsltkError as exc:
         print(f"ssltk: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ssltk: interrupted; completed epochs are checkpointed (continue with ssltk fit --resume RUN_DIR)",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from .errors import Interrupted
+
+        if isinstance(exc, Interrupted):
+            print(f"ssltk: {exc.message()}", file=sys.stderr)
+        else:
+            print("ssltk: interrupted", file=sys.stderr)
+        return 143 if str(exc) == "terminated" or getattr(exc, "reason", "") == "terminated" else 130
 
 
 def console_main() -> None:  # pragma: no cover - thin wrapper

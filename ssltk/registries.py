@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .registry import Registry
+from .data.base import DataSource
 from .data.recipes import Augmentation
 from .interfaces import Backbone, Evaluator, Head, Objective
 
@@ -9,7 +10,7 @@ OBJECTIVES: Registry = Registry("objective", Objective)
 BACKBONES: Registry = Registry("backbone", Backbone)
 HEADS: Registry = Registry("head", Head)
 EVALUATORS: Registry = Registry("evaluator", Evaluator)
-DATASETS: Registry = Registry("dataset")
+DATASETS: Registry = Registry("dataset", DataSource)
 AUGMENTATIONS: Registry = Registry("augmentation", Augmentation)
 SUBCOMMANDS: Registry = Registry("subcommand")
 

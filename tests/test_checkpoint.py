@@ -1,4 +1,5 @@
 """Checkpoints: safetensors only, atomic, and a resumed run matches an uninterrupted one exactly."""
+import json
 import os
 import signal
 import subprocess
@@ -50,22 +51,40 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
         read_safetensors(tmp_path / "missing.safetensors")
 
 
-FIT = ["fit", "--objective", "relational", "--objective.k", "2", *FAST_FIT, "--trainer.epochs", "4",
-       "--trainer.device", "cpu"]
+# K=4 views of 512 images at the default thread count: the size at which a gather's multi-threaded backward
+# (``z[idx]``) made 20 of 24 weight tensors of a resumed relational run differ from the uninterrupted run
+DETERMINISM = ["--data", "digits", "--data.train_size", "512", "--trainer.batch_size", "64", "--trainer.progress",
+               "false", "--evaluate.linear", "false", "--trainer.epochs", "3", "--trainer.device", "cpu",
+               "--trainer.log_every", "4"]
+OBJECTIVES = {
+    "relational": ["--objective", "relational", "--objective.k", "4"],
+    "structured-mi": ["--objective", "structured-mi", "--objective.k", "4", "--objective.variant", "ixaz",
+                      "--objective.hidden_dim", "64", "--objective.mpnn_hidden", "64"],
+}
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+def _records(run):
+    volatile = {"time", "views_per_s", "seconds"}
+    return [{k: v for k, v in json.loads(ln).items() if k not in volatile}
+            for ln in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, objective):
+    fit = ["fit", *OBJECTIVES[objective], *DETERMINISM]
     full = tmp_path / "full"
-    assert ssltk(*FIT, "--trainer.run_dir", str(full)).returncode == 0
+    done = ssltk(*fit, "--trainer.run_dir", str(full))
+    assert done.returncode == 0, done.stderr
 
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "ssltk", *FIT, "--trainer.run_dir", str(killed)],
+    proc = subprocess.Popen([sys.executable, "-m", "ssltk", *fit, "--trainer.run_dir", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     first = killed / "checkpoints" / "epoch-0001.safetensors"
     deadline = time.time() + 300
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
+    time.sleep(0.5)  # into the second epoch: its step records are written, then lost with the kill
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert first.exists(), "the run never wrote its first checkpoint"
@@ -77,10 +96,19 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     a = load_file(str(full / "backbone.safetensors"))
     b = load_file(str(killed / "backbone.safetensors"))
     assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-    ends = [ln for ln in (killed / "metrics.jsonl").read_text().splitlines() if '"event": "epoch"' in ln]
-    assert '"epoch": 4' in ends[-1]
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"{len(differ)} of {len(a)} tensors differ: {differ[:3]}"
+    # the record too: no step written twice, none lost
+    assert _records(killed) == _records(full)
+
+
+def test_deterministic_algorithms_are_scoped_to_the_fit(tmp_path):
+    import ssltk as api
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    api.fit("random", data_args={"train_size": 64}, trainer={"run_dir": str(tmp_path), "progress": False},
+            evaluate={"linear": False})
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_resume_of_a_missing_run_is_clear(tmp_path):

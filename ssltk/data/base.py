@@ -73,6 +73,13 @@ class DataSource:
     std: Tuple[float, ...] = (0.5, 0.5, 0.5)
 
     def __init__(self, val_size: Union[int, float] = 0, train_size: Optional[int] = None, split_seed: int = 0):
+        if isinstance(val_size, bool) or not isinstance(val_size, (int, float)) or not val_size >= 0:
+            raise SsltkError(f"--data.val_size must be a count or a fraction >= 0, got {val_size!r}")
+        if isinstance(val_size, float) and val_size >= 1 and not val_size.is_integer():
+            raise SsltkError(f"--data.val_size must be a fraction below 1 or a whole count, got {val_size!r}")
+        if train_size is not None and (isinstance(train_size, bool) or not isinstance(train_size, int)
+                                       or train_size < 1):
+            raise SsltkError(f"--data.train_size must be a count >= 1 (or null for all), got {train_size!r}")
         self.val_size = val_size
         self.train_size = train_size
         self.split_seed = split_seed

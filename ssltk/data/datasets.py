@@ -38,9 +38,35 @@ class Digits(DataSource):
         return full, None
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits only what the official CIFAR batches hold: dicts, lists, strings, bytes, numbers and numpy arrays.
+
+    The official format is a pickle, and ``pickle.load`` calls any global a file names (a ``__reduce__`` payload runs
+    code); this unpickler refuses every global outside numpy's array reconstruction, so a batch file cannot run code.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
+        # protocol-2 pickles written by Python 3 store bytes as _codecs.encode(str, 'latin1')
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name}: a CIFAR batch holds only arrays, lists "
+                                     "and strings")
+
+
 def _unpickle(path: Path) -> dict:
     with open(path, "rb") as fh:
-        return pickle.load(fh, encoding="latin1")
+        batch = _CifarUnpickler(fh, encoding="latin1").load()
+    if not isinstance(batch, dict):
+        raise ValueError(f"expected a dict, got {type(batch).__name__}")
+    return batch
 
 
 class Cifar10(DataSource):

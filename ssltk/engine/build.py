@@ -2,36 +2,75 @@
 
 Registry names (``relational``, ``conv4``, ``timm:resnet18``), dotted class paths and classes all resolve to a spec,
 so the Python API, the CLI and saved configs share one way of building components.
+
+Trust: a spec read from a file (a run's ``config.yaml``, a ``--config`` file, a weights file's metadata) may name only
+classes that a registry holds (built-ins, installed plugins, classes registered from Python). Any other class path is
+refused *before its module is imported*, since importing or calling an arbitrary class path runs code. Importing a
+class path that no registry holds is an explicit act of the user: typing it on the command line or in a Python call,
+``--trust CLASS_PATH``, or :func:`trust_class_path`.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Dict, Optional, Union
+import sys
+from typing import Any, Dict, Optional, Set, Union
 
 from ..errors import SsltkError
 from ..registries import ALL_REGISTRIES
 
 Spec = Dict[str, Any]
 
+# class paths the user named on purpose in this process (command line, Python call, --trust)
+_TRUSTED: Set[str] = set()
+
+
+class UntrustedClassError(SsltkError):
+    """A file named a class path that no registry holds."""
+
+
+def trust_class_path(*paths: str) -> None:
+    """Allow building these class paths from files (a run's config, weights metadata) although no registry holds
+    them. Registering the class (``ssltk.register_objective("name")(Cls)``) is the other way."""
+    _TRUSTED.update(paths)
+
 
 def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _registered(path: str) -> Optional[type]:
-    # classes registered from a script may live in a module that cannot be imported by name
-    for registry in ALL_REGISTRIES.values():
-        for entry in registry._entries.values():
-            if isinstance(entry.target, type) and class_path(entry.target) == path:
-                return entry.target
-    return None
+def _registered(path: str, kind: Optional[str] = None) -> Optional[type]:
+    # by class path, never by import: classes registered from a script may live in a module that cannot be imported
+    # by name, and an unregistered path must not be imported at all
+    registries = [ALL_REGISTRIES[kind]] if kind else list(ALL_REGISTRIES.values())
+    targets = [t for registry in registries
+               for t in [e.target for e in registry._entries.values()] + [f.target for f in registry._families.values()]
+               if isinstance(t, type)]
+    for target in targets:
+        if class_path(target) == path:
+            return target
+    # an alias such as jsonargparse writes (``ssltk.backbones.Conv4``, re-exported by its package): looked up only in
+    # a module that is already imported, and without attribute hooks, so nothing runs
+    module, _, name = path.rpartition(".")
+    obj = vars(sys.modules[module]).get(name) if module in sys.modules else None
+    return obj if any(obj is t for t in targets) else None
 
 
-def import_class(path: str) -> type:
+def _untrusted_message(path: str, kind: Optional[str], where: str) -> str:
+    what = f"a registered {kind}" if kind else "registered"
+    return (f"{where} names {path!r}, which is not {what}; ssltk builds only registered classes from files. If you "
+            f"trust it, pass --trust {path} (Python: ssltk.trust_class_path({path!r})) or register the class")
+
+
+def import_class(path: str, *, kind: Optional[str] = None, where: str = "the configuration") -> type:
+    """The class a path names: a registered one, or one the user trusted explicitly; otherwise refused unimported."""
+    if not isinstance(path, str) or not path:
+        raise SsltkError(f"{where}: class_path must be a non-empty string, got {path!r}")
     found = _registered(path)
     if found is not None:
         return found
+    if path not in _TRUSTED:
+        raise UntrustedClassError(_untrusted_message(path, kind, where))
     module, _, name = path.rpartition(".")
     if not module:
         raise SsltkError(f"{path!r} is not a dotted class path")
@@ -46,12 +85,22 @@ def import_class(path: str) -> type:
     return obj  # type: ignore[return-value]
 
 
-def resolve(kind: str, value: Union[str, type, Spec], init_args: Optional[Dict[str, Any]] = None) -> Spec:
-    """Turn a registry name, a class path, a class or a spec into a spec for the registry ``kind``."""
+def resolve(kind: str, value: Union[str, type, Spec], init_args: Optional[Dict[str, Any]] = None, *,
+            trusted: bool = True, where: str = "the configuration") -> Spec:
+    """Turn a registry name, a class path, a class or a spec into a spec for the registry ``kind``.
+
+    ``trusted`` says the value comes from the user directly (a Python call, the command line), so a class path that
+    no registry holds may be imported; pass ``trusted=False`` for anything read from a file.
+    """
     registry = ALL_REGISTRIES[kind]
     args: Dict[str, Any] = {}
     if isinstance(value, dict):
-        args.update(value.get("init_args") or {})
+        if not isinstance(value.get("class_path"), str):
+            raise SsltkError(f"{where}: the {kind} needs a class_path (a registry name or class path), got {value!r}")
+        init = value.get("init_args") or {}
+        if not isinstance(init, dict):
+            raise SsltkError(f"{where}: init_args of the {kind} must be a mapping, got {init!r}")
+        args.update(init)
         value = value["class_path"]
     if isinstance(value, type):
         cls = value
@@ -59,11 +108,15 @@ def resolve(kind: str, value: Union[str, type, Spec], init_args: Optional[Dict[s
         cls, fixed = registry.resolve(value)  # raises with suggestions for unknown names
         args = {**fixed, **args}
     elif isinstance(value, str):
-        cls = import_class(value)
+        if trusted:
+            _TRUSTED.add(value)
+        elif _registered(value, kind) is None and _registered(value) is not None:
+            raise SsltkError(f"{where} names {value!r} as a {kind}, but it is registered as another kind")
+        cls = import_class(value, kind=kind, where=where)
     else:
-        raise SsltkError(f"cannot use {value!r} as a {kind}")
+        raise SsltkError(f"{where}: cannot use {value!r} as a {kind}")
     if registry.base is not None and not (isinstance(cls, type) and issubclass(cls, registry.base)):
-        raise SsltkError(f"{value!r} is not a {registry.base.__name__}")
+        raise SsltkError(f"{where}: {value!r} is not a {registry.base.__name__}")
     args.update(init_args or {})
     return {"class_path": class_path(cls), "init_args": args}
 
@@ -99,3 +152,27 @@ def registry_name(kind: str, cls_path: str) -> str:
         if entry.target is cls:
             return entry.name
     return cls_path.rsplit(".", 1)[-1]
+
+
+# the components of a run configuration and the registry each is chosen from
+COMPONENT_KINDS = {"objective": "objective", "backbone": "backbone", "data": "dataset", "augment": "augmentation"}
+
+
+def check_config(cfg: Any, where: str, required=("objective", "backbone", "data")) -> Dict[str, Any]:
+    """A run configuration read from a file, checked before anything is built: a mapping whose components name
+    registered classes (see the module docstring) and whose trainer and evaluate sections are mappings. Returns it
+    with every component as a resolved spec."""
+    if cfg is None:
+        raise SsltkError(f"{where} is empty")
+    if not isinstance(cfg, dict):
+        raise SsltkError(f"{where} must hold a mapping of options, got {type(cfg).__name__}")
+    out = dict(cfg)
+    for key, kind in COMPONENT_KINDS.items():
+        if out.get(key) is not None:
+            out[key] = resolve(kind, out[key], trusted=False, where=where)
+        elif key in required:
+            raise SsltkError(f"{where} names no {key}")
+    for key in ("trainer", "evaluate"):
+        if out.get(key) is not None and not isinstance(out[key], dict):
+            raise SsltkError(f"{where}: {key} must be a mapping of options, got {out[key]!r}")
+    return out

@@ -52,7 +52,15 @@ def read_safetensors(path: Path) -> Tuple[Dict[str, Tensor], Dict[str, Any]]:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as exc:
         raise SsltkError(f"cannot read safetensors file {path}: {exc}") from None
-    return tensors, json.loads(meta[META_KEY]) if META_KEY in meta else {}
+    if META_KEY not in meta:
+        return tensors, {}
+    try:
+        parsed = json.loads(meta[META_KEY])
+    except ValueError as exc:
+        raise SsltkError(f"{path}: its ssltk metadata is not valid JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise SsltkError(f"{path}: its ssltk metadata must be a JSON object, got {type(parsed).__name__}")
+    return tensors, parsed
 
 
 def _split_optimizer_state(state: Dict[str, Any]) -> Tuple[Dict[str, Tensor], Dict[str, Any]]:
@@ -96,9 +104,13 @@ def load_training_state(path: Path, modules: Dict[str, nn.Module], optimizer: to
         sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
         load_state_strict(module, sub, f"{path} [{prefix}]")
     opt = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
-    optimizer.load_state_dict(_join_optimizer_state(opt, meta["optimizer"]))
-    if scheduler is not None and meta.get("scheduler") is not None:
-        scheduler.load_state_dict(meta["scheduler"])
+    try:
+        optimizer.load_state_dict(_join_optimizer_state(opt, meta["optimizer"]))
+        if scheduler is not None and meta.get("scheduler") is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        int(meta["epoch"]), int(meta["global_step"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SsltkError(f"{path} is not a complete ssltk training checkpoint ({type(exc).__name__}: {exc})") from None
     return meta
 
 

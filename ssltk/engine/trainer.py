@@ -15,10 +15,13 @@ Only rank 0 writes the run directory.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import math
 import os
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +32,14 @@ import yaml
 from torch import nn
 
 from .. import distributed as dist_util
-from ..errors import SsltkError
+from ..errors import Interrupted, SsltkError, check_at_least, warn
 from ..interfaces import FitContext, ObjectiveOutput, ViewBatch
-from .build import build, build_objective, registry_name
+from .build import build, build_objective, check_config, import_class, registry_name
 from .checkpoint import load_training_state, save_backbone, save_training_state
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from .progress import MetricsLog, TrainProgress
+from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_temporaries, resume_changes,
+                     truncate_metrics)
 
 _CKPT = re.compile(r"epoch-(\d+)\.safetensors$")
 
@@ -98,6 +103,22 @@ class TrainerConfig:
     sync_batchnorm: bool = False
     find_unused_parameters: bool = False
 
+    def __post_init__(self) -> None:
+        # epochs 0 is the random-weights baseline's; the Trainer refuses it for objectives that train
+        check_at_least(1, "trainer.", batch_size=self.batch_size, keep_checkpoints=self.keep_checkpoints,
+                       probe_size=self.probe_size)
+        check_at_least(0, "trainer.", epochs=self.epochs, checkpoint_every=self.checkpoint_every,
+                       log_every=self.log_every, probe_every=self.probe_every)
+        for name in ("lr", "weight_decay", "momentum"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise SsltkError(f"--trainer.{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, "
+                                 f"got {value!r}")
+        _one_of(self, "optimizer", ("adam", "sgd"))
+        _one_of(self, "schedule", ("constant", "step", "cosine"))
+        _one_of(self, "distributed", ("auto", "on", "off"))
+        _one_of(self, "backend", ("auto", "nccl", "gloo"))
+
 
 @dataclass
 class EvalConfig:
@@ -114,6 +135,15 @@ class EvalConfig:
     random_baseline: bool = True
     epochs: int = 100
     split: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_at_least(1, "evaluate.", epochs=self.epochs)
+        _one_of(self, "split", ("auto", "val", "test"), prefix="evaluate")
+
+
+def _one_of(cfg: Any, name: str, choices: tuple, prefix: str = "trainer") -> None:
+    if getattr(cfg, name) not in choices:
+        raise SsltkError(f"--{prefix}.{name} must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}")
 
 
 @dataclass
@@ -163,11 +193,14 @@ def _checkpoints(run_dir: Path) -> List[Path]:
 class Trainer:
     """Runs one fit from a resolved config (``objective``, ``backbone``, ``data`` specs, ``trainer``, ``evaluate``)."""
 
-    def __init__(self, config: Dict[str, Any], resume: bool = False):
+    def __init__(self, config: Dict[str, Any], resume: bool = False, overwrite: bool = False):
         self.config = config
-        self.cfg = TrainerConfig(**config.get("trainer", {}))
-        self.eval_cfg = EvalConfig(**config.get("evaluate", {}))
-        self.resume = resume
+        self.cfg = _make(TrainerConfig, config.get("trainer"), "trainer")
+        self.eval_cfg = _make(EvalConfig, config.get("evaluate"), "evaluate")
+        self.resume, self.overwrite = resume, overwrite
+        objective_cls = import_class(config["objective"]["class_path"], kind="objective")
+        if self.cfg.epochs < 1 and getattr(objective_cls, "trains", True):
+            raise SsltkError(f"--trainer.epochs must be >= 1 for an objective that trains, got {self.cfg.epochs}")
         device = resolve_device(self.cfg.device)
         self.group = init_process_group(self.cfg.distributed, device, self.cfg.backend)
         self.rank, self.world_size = self.group.rank, self.group.world_size
@@ -190,6 +223,7 @@ class Trainer:
         self.data = build(self.config["data"])
         train = self.data.train
         self.spec = self.data.spec()
+        self._check_before_training()
         # reseed after loading: decoding image folders through DataLoader workers draws from the global generator,
         # and the initial weights must be those of the seed alone (the random-weights baseline rebuilds them)
         torch.manual_seed(cfg.seed)
@@ -234,6 +268,17 @@ class Trainer:
         else:
             raise SsltkError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
         self.scheduler = self._scheduler()
+
+    def _check_before_training(self) -> None:
+        """What would fail or mislead only after training, said before any training time is spent."""
+        if self.eval_cfg.linear:
+            self.data.eval_pair(self.eval_cfg.split)  # raises for a split the data does not have
+            if self.spec.num_classes < 2:
+                warn(f"the data has {self.spec.num_classes} class: linear evaluation accuracy will be 100% and "
+                     "means nothing (set --evaluate.linear false, or use labelled data)")
+        if self.cfg.lr > 1.0:
+            warn(f"--trainer.lr {self.cfg.lr:g} is far above the usual range (1e-4 to 1); the loss will likely "
+                 "diverge")
 
     def _scheduler(self):
         cfg = self.cfg
@@ -289,18 +334,65 @@ class Trainer:
 
     # loop -----------------------------------------------------------------------------------------------------------
     def fit(self) -> FitResult:
-        self._build()
+        # on the CPU every kernel runs its deterministic variant, so a resumed run equals an uninterrupted one even
+        # for a plugin's own indexing (a gather's backward otherwise sums in thread order)
+        with deterministic_algorithms(self.device.type == "cpu"), _terminate_as_interrupt():
+            try:
+                return self._fit()
+            finally:
+                if self.group.initialised_here:
+                    import torch.distributed as dist
+
+                    dist.destroy_process_group()
+
+    def _fit(self) -> FitResult:
+        self._build()  # errors in the data or the components leave every directory untouched
         self.run_dir = Path(dist_util.broadcast_object(str(self._run_dir())))
+        with RunLock(self.run_dir) if self.rank == 0 else contextlib.nullcontext():
+            try:
+                return self._owned_fit()
+            except KeyboardInterrupt as exc:
+                raise Interrupted(self.run_dir, _checkpoints(self.run_dir), str(exc) or "interrupted") from None
+
+    def _claim_run_dir(self) -> Optional[Dict[str, Any]]:
+        """Rank 0 checks the directory before writing anything; every rank learns the verdict."""
+        error, stored = None, None
         if self.rank == 0:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                if self.resume:
+                    stored = read_stored_config(self.run_dir)
+                    if stored is None:
+                        raise SsltkError(f"not a run directory (no config.yaml): {self.run_dir}")
+                    changes = resume_changes(stored, self.config)
+                    if changes:
+                        raise SsltkError(f"a resume cannot change what {self.run_dir} was trained with: "
+                                         f"{'; '.join(changes)} (start a new run instead)")
+                else:
+                    check_new_run(self.run_dir, self.overwrite)
+                remove_stale_temporaries(self.run_dir)
+            except SsltkError as exc:
+                error = str(exc)
+        error = dist_util.broadcast_object(error)
+        if error:
+            raise SsltkError(error)
+        return stored
+
+    def _owned_fit(self) -> FitResult:
+        stored = self._claim_run_dir()
+        if self.rank == 0 and not self.resume:
             _write_yaml(self.run_dir / "config.yaml", self.config)
         self.global_step = 0
         ctx = self.context()
         # before the restore: state an objective sizes from the data (SeLa's labels) is then overwritten in place
         self.objective.on_fit_start(ctx)
         start_epoch = self._restore() if self.resume else 0
-        if self.resume and start_epoch == 0 and self.rank == 0:
-            print(f"ssltk: no checkpoint in {self.run_dir}/checkpoints; starting from epoch 1")
+        if self.resume and self.rank == 0:
+            if start_epoch == 0:
+                print(f"ssltk: no checkpoint in {self.run_dir}/checkpoints; starting from epoch 1")
+            # only now, with the checkpoint read: the record then says what the continued run does
+            truncate_metrics(self.run_dir / "metrics.jsonl", start_epoch, self.global_step)
+            if stored != self.config:
+                _write_yaml(self.run_dir / "config.yaml", self.config)
         self.probe = None
         if self.cfg.probe_every > 0:
             from ..eval.probe import OnlineProbe
@@ -318,13 +410,7 @@ class Trainer:
         finally:
             progress.close()
             log.close()
-        try:
-            return self._finish()
-        finally:
-            if self.group.initialised_here:
-                import torch.distributed as dist
-
-                dist.destroy_process_group()
+        return self._finish()
 
     def _epoch(self, epoch: int, ctx: FitContext, log: MetricsLog, progress: TrainProgress) -> None:
         cfg = self.cfg
@@ -417,8 +503,10 @@ class Trainer:
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         if not math.isfinite(value):
-            raise SsltkError(f"loss is {value} at epoch {epoch + 1}, step {step + 1}; the last checkpoint in "
-                             f"{self.run_dir / 'checkpoints'} is intact (try a lower --trainer.lr)")
+            ckpts = _checkpoints(self.run_dir)
+            where = (f"the last checkpoint, {ckpts[-1]}, is intact" if ckpts else "no checkpoint was written yet")
+            raise SsltkError(f"loss is {value} at epoch {epoch + 1}, step {step + 1}; {where} "
+                             "(try a lower --trainer.lr)")
 
     # end of training ------------------------------------------------------------------------------------------------
     def _finish(self) -> FitResult:
@@ -445,6 +533,51 @@ class Trainer:
         return result
 
 
+def _make(cls: type, values: Any, section: str) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise SsltkError(f"{section} must be a mapping of options, got {values!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SsltkError(f"unknown {section} option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    return cls(**values)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool):
+    """``torch.use_deterministic_algorithms`` for the duration (warning, not failing, on an op that has no
+    deterministic variant), restored afterwards: it is process-wide state."""
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler's stop, ``kill``) unwinds like Ctrl-C, so atomic writes remove their temporary files
+    and the user is told where the run stands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt("terminated")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _write_yaml(path: Path, data: Dict[str, Any]) -> None:
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -452,8 +585,18 @@ def _write_yaml(path: Path, data: Dict[str, Any]) -> None:
 
 
 def read_run_config(run_dir: Path) -> Dict[str, Any]:
+    """A run directory's ``config.yaml``, checked (:func:`~ssltk.engine.build.check_config`): it is a file, so it may
+    name only registered components."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise SsltkError(f"not a run directory (no config.yaml): {run_dir}")
-    return yaml.safe_load(path.read_text())
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SsltkError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SsltkError(f"cannot read {path}: {exc}") from None
+    if cfg is None:
+        raise SsltkError(f"{path} is empty: the run's configuration is lost, so it cannot be resumed or evaluated")
+    return check_config(cfg, str(path))
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import SsltkError
+from ..errors import SsltkError, check_at_least
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
 from .results import write_results
@@ -180,6 +180,7 @@ class ClusteringEval(Evaluator):
     def __init__(self, k: Optional[int] = None, labels: Optional[str] = None, split: str = "auto",
                  iters: int = 100, n_init: int = 3, seed: int = 0, normalize: bool = True,
                  feature_batch_size: int = 512):
+        check_at_least(1, k=k, iters=iters, n_init=n_init, feature_batch_size=feature_batch_size)
         self.k, self.labels, self.split, self.iters, self.n_init = k, labels, split, iters, n_init
         self.seed, self.normalize, self.feature_batch_size = seed, normalize, feature_batch_size
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import check_at_least
 from ..data.recipes import AffineCutoutAugment
 from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
@@ -30,6 +31,7 @@ class FinetuneEval(Evaluator):
 
     def __init__(self, epochs: int = 100, batch_size: int = 32, backbone_lr: float = 1e-4, head_lr: float = 1e-2,
                  augment: bool = True, cutout: Optional[int] = None, split: str = "auto", seed: int = 0):
+        check_at_least(1, epochs=epochs, batch_size=batch_size, cutout=cutout)
         self.epochs, self.batch_size, self.backbone_lr, self.head_lr = epochs, batch_size, backbone_lr, head_lr
         self.augment, self.cutout, self.split, self.seed = augment, cutout, split, seed
 

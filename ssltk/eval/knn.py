@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import check_at_least
 from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
@@ -65,6 +66,9 @@ class KNNEval(Evaluator):
 
     def __init__(self, k: int = 50, sigma: float = 0.1, pca_dim: Optional[int] = None, split: str = "auto",
                  chunk: int = 1024, feature_batch_size: int = 512):
+        check_at_least(1, k=k, pca_dim=pca_dim, chunk=chunk, feature_batch_size=feature_batch_size)
+        if not sigma > 0:
+            raise SsltkError(f"--sigma must be > 0, got {sigma!r}")
         self.k, self.sigma, self.pca_dim, self.split = k, sigma, pca_dim, split
         self.chunk, self.feature_batch_size = chunk, feature_batch_size
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import check_at_least
 from ..data.augment import EvalTransform
 from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
@@ -86,6 +87,8 @@ class LinearEval(Evaluator):
     def __init__(self, epochs: int = 100, batch_size: int = 128, lr: float = 1e-3, split: str = "auto",
                  seed: int = 0, feature_batch_size: int = 512, cached: bool = True,
                  layers: Optional[Union[List[str], str]] = None, probe_dim: int = 9600):
+        check_at_least(1, epochs=epochs, batch_size=batch_size, feature_batch_size=feature_batch_size,
+                       probe_dim=probe_dim)
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.split, self.seed, self.feature_batch_size = split, seed, feature_batch_size
         if isinstance(layers, str):  # "all" or "conv1,conv5" from the command line

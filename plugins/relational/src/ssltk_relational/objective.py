@@ -78,13 +78,16 @@ class RelationalObjective(Objective):
             self.labelled = mask.to(ctx.device)
 
     def scores(self, z: Tensor, idx_a: Tensor, idx_b: Tensor) -> Tensor:
-        """Relation logits of the pairs (idx_a, idx_b) of view-major features z."""
-        za, zb = z[idx_a], z[idx_b]
+        """Relation logits of the pairs (idx_a, idx_b) of view-major features z.
+
+        Gathers use ``index_select``, whose backward (``index_add_``) sums a view's gradients in a fixed order on the
+        CPU; ``z[idx]`` accumulates through ``index_put_``, which is not deterministic with several threads."""
+        za, zb = z.index_select(0, idx_a), z.index_select(0, idx_b)
         if self.head_type == "relation":
             return self.head(aggregate(za, zb, self.aggregation))
         if self.head_type == "encoder_dot":
             e = self.head(z)
-            return (e[idx_a] * e[idx_b]).sum(1)
+            return (e.index_select(0, idx_a) * e.index_select(0, idx_b)).sum(1)
         return (za * zb).sum(1)
 
     def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:

@@ -80,13 +80,13 @@ class StructuredMI(Objective):
         bound = z.new_zeros(())
         logs = {}
         if self.use_z:
-            t = self.z_critic(z[idx_a], z[idx_b]).float()
+            t = self.z_critic(z.index_select(0, idx_a), z.index_select(0, idx_b)).float()  # deterministic backward
             b_z = nwj_bound(t[pos], t[~pos])
             bound = bound + b_z
             logs["nwj_z"] = b_z.detach()
         if self.use_a:
             rel = self.relations(z)
-            t = self.a_critic(rel[idx_a], rel[idx_b]).float()
+            t = self.a_critic(rel.index_select(0, idx_a), rel.index_select(0, idx_b)).float()
             b_a = nwj_bound(t[pos], t[~pos])
             bound = bound + b_a
             logs["nwj_a"] = b_a.detach()

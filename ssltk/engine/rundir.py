@@ -1,0 +1,161 @@
+"""Ownership of a run directory: one process at a time, no silent overwrite, and a resume that cannot falsify the run.
+
+- :class:`RunLock` is an advisory ``flock`` on ``RUN/.lock``. The kernel drops it when its process ends, however it
+  ends, so a crashed or killed run never leaves its directory locked. Opening the lock file is also the first write
+  into the directory, which makes an unwritable directory fail here, before any training or evaluation time is spent.
+- :func:`check_new_run` refuses a directory that already holds a run unless ``overwrite`` is given, and then removes
+  the old run's files so that nothing of it is left beside the new one.
+- :func:`resume_changes` lists the options a resume would change that the run has already been trained with.
+- :func:`truncate_metrics` drops the ``metrics.jsonl`` records written after the checkpoint a run resumes from, so
+  a resumed run's record equals an uninterrupted one's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..errors import SsltkError
+
+try:  # POSIX; elsewhere runs are not locked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = ".lock"
+# what a run writes at its top level; the evaluators' pictures are PNG files beside them
+RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "backbone.safetensors")
+
+# trainer options a resume may change: they do not alter what the run computes, only how or how long it runs
+RESUMABLE_TRAINER = {"epochs", "run_dir", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "device",
+                     "data_on_device", "distributed", "backend", "compile"}
+
+
+class RunLock:
+    """Exclusive ownership of a run directory for as long as the process holds it (a context manager)."""
+
+    def __init__(self, run_dir: Path, purpose: str = "write"):
+        self.run_dir, self.purpose = Path(run_dir), purpose
+        self._fh = None
+
+    def __enter__(self) -> "RunLock":
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.run_dir / LOCK_NAME, "a+")
+        except OSError as exc:
+            raise SsltkError(f"cannot {self.purpose} in {self.run_dir}: {exc.strerror or exc}"
+                             + ("; choose another directory with --out" if self.purpose == "write results" else
+                                "; choose a writable --trainer.run_dir")) from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self._fh.seek(0)
+                owner = self._fh.read().strip() or "another process"
+                self._fh.close()
+                self._fh = None
+                raise SsltkError(f"{self.run_dir} is in use by {owner}; wait for it to finish or choose another "
+                                 "directory") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"ssltk process {os.getpid()}\n")
+        self._fh.flush()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing releases the flock; the file stays, harmless and reusable
+            self._fh = None
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether a directory holds (part of) an ssltk run."""
+    run_dir = Path(run_dir)
+    return any((run_dir / name).exists() for name in RUN_FILES) or (run_dir / "checkpoints").is_dir()
+
+
+def check_new_run(run_dir: Path, overwrite: bool) -> None:
+    """Refuse to start a new run over an existing one; with ``overwrite``, remove the old run's files first."""
+    run_dir = Path(run_dir)
+    if not holds_run(run_dir):
+        return
+    if not overwrite:
+        raise SsltkError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, choose another "
+                         "--trainer.run_dir, or replace it with --overwrite true")
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    for pic in run_dir.glob("*.png"):
+        pic.unlink()
+    remove_stale_temporaries(run_dir)
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files of atomic writes that a killed process left behind (a SIGKILL skips every cleanup)."""
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _diff(old: Any, new: Any, path: str, out: List[str]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in old:  # keys only the new config has are defaults a newer version added, not changes
+            if key in new:
+                _diff(old[key], new[key], f"{path}.{key}" if path else str(key), out)
+            else:
+                out.append(f"{path}.{key} (removed)" if path else f"{key} (removed)")
+    elif old != new:
+        out.append(f"{path} ({old!r} -> {new!r})")
+
+
+def resume_changes(stored: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    """Options of ``new`` that differ from the run's ``stored`` configuration and would falsify its record.
+
+    Components (objective, backbone, data, augmentation) and the trainer's optimisation options are fixed for the
+    life of a run; the trainer options in :data:`RESUMABLE_TRAINER` and the final evaluation may change. ``epochs``
+    may grow only under a constant schedule, since step and cosine schedules are laid out over the epoch count.
+    """
+    changes: List[str] = []
+    for key in ("objective", "backbone", "data", "augment"):
+        _diff(stored.get(key), new.get(key), key, changes)
+    old_t, new_t = dict(stored.get("trainer") or {}), dict(new.get("trainer") or {})
+    fixed_old = {k: v for k, v in old_t.items() if k not in RESUMABLE_TRAINER}
+    fixed_new = {k: v for k, v in new_t.items() if k not in RESUMABLE_TRAINER}
+    _diff(fixed_old, fixed_new, "trainer", changes)
+    if old_t.get("epochs") != new_t.get("epochs") and new_t.get("schedule", "constant") != "constant":
+        changes.append(f"trainer.epochs ({old_t.get('epochs')!r} -> {new_t.get('epochs')!r}) under the "
+                       f"{new_t.get('schedule')!r} schedule")
+    return changes
+
+
+def truncate_metrics(path: Path, epoch: int, step: int) -> None:
+    """Keep the records up to the checkpoint (``epoch``, global ``step``) and drop a line torn by a kill."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept: List[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict):
+            continue
+        if int(rec.get("step", 0)) > step or (rec.get("event") == "epoch" and int(rec.get("epoch", 0)) > epoch):
+            continue
+        kept.append(line)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_stored_config(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The run's own ``config.yaml`` (checked), or None where there is none yet."""
+    from .trainer import read_run_config
+
+    if not (Path(run_dir) / "config.yaml").is_file():
+        return None
+    return read_run_config(Path(run_dir))
