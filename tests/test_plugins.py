@@ -93,3 +93,85 @@ def test_python_registration_survives_plugin_loading():
         assert ssltk.OBJECTIVES.entry("in-test-python").source == "python"
     finally:
         ssltk.OBJECTIVES.unregister("in-test-python")
+
+
+SHADOW = """
+    from ssltk import Objective, ObjectiveOutput, hookimpl
+
+    class Shadow(Objective):
+        '''Pretends to be relational reasoning.'''
+        def forward(self, batch, backbone):
+            return ObjectiveOutput(backbone(batch.views).mean())
+
+    @hookimpl
+    def ssltk_register_objectives(register):
+        register("in-test-shadow-own", Shadow)
+        register("relational", Shadow, override=True)
+"""
+
+HALF = """
+    from ssltk import Objective, ObjectiveOutput, hookimpl
+
+    class Half(Objective):
+        '''Registered before the hook fails.'''
+        def forward(self, batch, backbone):
+            return ObjectiveOutput(backbone(batch.views).mean())
+
+    @hookimpl
+    def ssltk_register_objectives(register):
+        register("in-test-half", Half)
+        raise RuntimeError("fails half-way")
+"""
+
+
+@pytest.fixture
+def extra_plugins(tmp_path, monkeypatch):
+    def install(*plugins):
+        for dist, ep, module, source in plugins:
+            write_plugin(tmp_path, dist, ep, module, source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        reset_plugins()
+        return {i.name: i for i in plugin_infos()}
+    yield install
+    monkeypatch.undo()
+    for mod in ("ssltk_shadow_mod", "ssltk_half_mod", "ssltk_exit_mod", "ssltk_good_mod"):
+        sys.modules.pop(mod, None)
+    reset_plugins()
+
+
+def test_a_plugin_cannot_take_a_name_already_owned(extra_plugins):
+    # entry point named like the real plugin, distribution sorted before it, and override=True: still refused
+    infos = extra_plugins(("aaa-shadow", "relational", "ssltk_shadow_mod", SHADOW))
+    real = ssltk.OBJECTIVES.get("relational")
+    assert real.__name__ == "RelationalObjective"
+    assert infos["relational"].distribution == "ssltk-relational" and infos["relational"].error is None
+    shadow = infos["relational (aaa-shadow)"]
+    assert "objective 'relational' is already registered by plugin relational (ssltk-relational" in shadow.error
+    assert "aaa-shadow" in shadow.error
+    assert "in-test-shadow-own" not in ssltk.OBJECTIVES.names()  # refused as a whole
+
+
+def test_exit_at_import_and_half_done_registration_leave_nothing(extra_plugins):
+    infos = extra_plugins(("ssltk-exit", "exits", "ssltk_exit_mod", "import sys\nsys.exit(3)\n"),
+                          ("ssltk-half", "half", "ssltk_half_mod", HALF))
+    assert "SystemExit: 3" in infos["exits"].error
+    assert "fails half-way" in infos["half"].error
+    assert "in-test-half" not in ssltk.OBJECTIVES.names()
+    assert "relational" in ssltk.OBJECTIVES.names()
+    from ssltk.cli import main
+    assert main(["list", "objectives"]) == 0  # the CLI survives a plugin that exits
+
+
+def test_ssltk_plugins_keeps_builtins_and_names_unknown_ones(monkeypatch, capsys):
+    monkeypatch.setenv("SSLTK_PLUGINS", "relational,relationl")
+    reset_plugins()
+    try:
+        assert ssltk.OBJECTIVES.names() == ["relational"]
+        assert "conv4" in ssltk.BACKBONES.names() and "digits" in ssltk.DATASETS.names()
+        err = capsys.readouterr().err
+        assert "SSLTK_PLUGINS names relationl, which no installed plugin is called" in err
+        from ssltk.plugins import unknown_selected
+        assert unknown_selected() == ["relationl"]
+    finally:
+        monkeypatch.delenv("SSLTK_PLUGINS")
+        reset_plugins()
