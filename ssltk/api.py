@@ -97,6 +97,7 @@ def evaluate(name: str = "linear", *, run: Optional[Union[str, Path]] = None, we
     """Run evaluator ``name`` on a run directory (its final backbone and its data) or on a ``.safetensors`` backbone."""
     if run is None and weights is None:
         raise SsltkError("evaluate needs a run directory (--run) or a backbone file (--weights)")
+    evaluator = EVALUATORS.create(name, **(evaluator_args or {}))  # its options are checked before any file is read
     run_cfg = read_run_config(Path(run)) if run is not None else None
     if weights is None:
         weights = Path(run) / "backbone.safetensors"
@@ -107,7 +108,6 @@ def evaluate(name: str = "linear", *, run: Optional[Union[str, Path]] = None, we
         backbone = run_cfg["backbone"]
     model = load_backbone(weights, backbone)
     dev = resolve_device(device)
-    evaluator = EVALUATORS.create(name, **(evaluator_args or {}))
     target = Path(out_dir) if out_dir is not None else (Path(run) if run is not None else Path(weights).parent)
     key = name
     if run_cfg is not None and data is not None and data_spec != run_cfg["data"]:

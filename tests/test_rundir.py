@@ -140,7 +140,8 @@ def test_broken_run_config_is_one_line(tmp_path, capsys, content, expect):
         assert len(err) == 1 and expect in err[0], err
 
 
-def test_sigterm_stops_cleanly_and_names_the_run(tmp_path):
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_stops_cleanly_and_names_the_run(tmp_path, sig, code, word):
     run = tmp_path / "run"
     args = ["fit", "--objective", "relational", "--objective.k", "4", *FAST_FIT, "--trainer.epochs", "50",
             "--trainer.run_dir", str(run)]
@@ -151,12 +152,14 @@ def test_sigterm_stops_cleanly_and_names_the_run(tmp_path):
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err and "RUN_DIR" not in err
-    assert f"ssltk fit --resume {run}" in err and "terminated" in err
+    assert f"ssltk fit --resume {run}" in err and word in err
     assert not [p for p in run.rglob("*.tmp")]
+    if sig == signal.SIGINT:
+        return
     # a temporary file that a SIGKILL left behind is removed by the next owner
     (run / "checkpoints" / ".epoch-0009.safetensors.x.tmp").write_bytes(b"partial")
     code = main(["fit", "--resume", str(run), "--trainer.epochs", "2", "--trainer.progress", "false"])
