@@ -16,6 +16,8 @@ from .registry import Registry
 from .data.base import DataSource, ImageSet
 from .engine.trainer import EvalConfig, FitResult, TrainerConfig
 from .api import evaluate, fit, load_backbone, make_config, trust_class_path
+from .momentum import MomentumEncoder, cosine_momentum
+from .engine.optim import no_decay_groups
 
 
 def register_objective(name: str, **defaults):
@@ -56,7 +58,7 @@ def list_backbones(pattern: str = "*"):
 
 
 __all__ = [
-    "AUGMENTATIONS", "Backbone", "BACKBONES", "DATASETS", "DataSource", "DataSpec", "EVALUATORS", "EvalConfig", "EvalResult",
+    "AUGMENTATIONS", "MomentumEncoder", "cosine_momentum", "no_decay_groups", "Backbone", "BACKBONES", "DATASETS", "DataSource", "DataSpec", "EVALUATORS", "EvalConfig", "EvalResult",
     "Evaluator", "FitContext", "FitResult", "HEADS", "Head", "ImageSet", "OBJECTIVES", "Objective", "ObjectiveOutput",
     "Registry", "SsltkError", "TrainerConfig", "UnknownNameError", "ViewBatch", "create_backbone", "create_objective",
     "evaluate", "fit", "hookimpl", "list_backbones", "list_objectives", "load_backbone", "make_config",

@@ -170,19 +170,20 @@ def cmd_fit(argv: List[str]) -> int:
     if resume_dir is not None:
         read_run_config(Path(resume_dir))  # a clear error for a directory that is not a run, before parsing
         argv = ["--config", str(Path(resume_dir) / "config.yaml")] + argv
-    quickstart = not _has_option(argv, "--data") and not _has_option(argv, "--config") and "--help" not in argv \
-        and "-h" not in argv
-    if quickstart:
-        argv = ["--config", str(_PRESET)] + list(argv)
+    quickstart = not _has_option(argv, "--data") and not _has_option(argv, "--config")
     parser = _fit_parser()
-    cfg = _parse(parser, map_names(argv))
-    if resume_dir is None:  # the method's own optimisation defaults, under anything the user gave
-        own = _trainer_defaults(cfg.objective.class_path)
-        if own:
-            head = argv[:2] if quickstart else []
-            given = argv[2:] if quickstart else argv
-            argv = head + [f"--trainer.{k}={_cli_value(v)}" for k, v in own.items()] + list(given)
-            cfg = _parse(parser, map_names(argv))
+    if quickstart:  # the preset's values are defaults: the objective's own and anything the user gives win
+        parser.set_defaults(_flat(yaml.safe_load(_PRESET.read_text())))
+    mapped = map_names(argv)
+    # the objective's own optimisation defaults are parser defaults too, so that --print_config shows what will
+    # run and the printed config trains the same run (as LightningCLI does); the first parse only finds the
+    # objective, and must not print a config that lacks them
+    first = [a for a in mapped if a != "--print_config" and not a.startswith("--print_config=")]
+    cfg = _parse(parser, first)
+    own = _trainer_defaults(cfg.objective.class_path)
+    if own or len(first) != len(mapped):
+        parser.set_defaults({f"trainer.{k}": v for k, v in own.items()})
+        cfg = _parse(parser, mapped)
     config = cfg.as_dict()
     config.pop("config", None)
     config.pop("__path__", None)
@@ -200,6 +201,18 @@ def cmd_fit(argv: List[str]) -> int:
     _report_fit(result, registry_name("objective", config["objective"]["class_path"]),
                 registry_name("backbone", config["backbone"]["class_path"]))
     return 0
+
+
+def _flat(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """A preset's ``{trainer: {epochs: 4}, data: {...}}`` as parser defaults: sections of options become dotted
+    keys, component specs (with a class_path) stay whole."""
+    out: Dict[str, Any] = {}
+    for key, value in (cfg or {}).items():
+        if isinstance(value, dict) and "class_path" not in value:
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
 
 
 def _trainer_defaults(path: str) -> Dict[str, Any]:

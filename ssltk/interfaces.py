@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -154,6 +154,21 @@ class Objective(nn.Module):
 
     def on_epoch_start(self, ctx: FitContext, epoch: int) -> None:
         """Called at the start of every epoch (0-based), after the backbone is in training mode."""
+
+    def param_groups(self, backbone: "Backbone") -> Optional[List[Dict[str, Any]]]:
+        """Optimizer parameter groups over the backbone's and the objective's trainable parameters, or None (the
+        default) for one group. Each group is a dict with ``params`` and any optimizer option (``weight_decay``), plus
+        ``lr_scale``, a multiple of ``--trainer.lr`` (a predictor trained faster). Parameters no group names form a
+        default group. ``ssltk.no_decay_groups(...)`` gives the usual split without weight decay on
+        normalisation layers and biases. Called once, after :meth:`setup`."""
+        return None
+
+    def after_optimizer_step(self, backbone: "Backbone", step: int, progress: float) -> None:
+        """Called after every optimizer step with the online backbone, ``step`` the number of steps taken so far
+        (1-based) and ``progress`` the fraction of the run's steps done (step / total steps, 1.0 after the last): a
+        momentum encoder's update (``ssltk.MomentumEncoder``: BYOL, MoCo, DINO) or a per-step schedule of the
+        objective's own. State kept here must live in the objective's parameters, buffers or submodules, which
+        checkpoints save, so that a resumed run continues it exactly."""
 
     def sampling_weights(self) -> Optional[Tensor]:
         """Per-training-image weights for this epoch's batches, drawn with replacement (DeepCluster's uniform

@@ -6,7 +6,10 @@ backbone (as timm's tests run over every registered model):
 - the loss is finite and a scalar;
 - gradients reach the backbone;
 - with the same seed the loss and gradients are identical on CPU;
-- it works with every built-in backbone.
+- it works with every built-in backbone;
+- its hooks (:func:`check_hooks`): declared parameter groups are valid, and after an optimizer step and
+  ``after_optimizer_step`` the objective's state dict holds everything the next step depends on, so that a
+  checkpoint resumes it exactly.
 """
 from __future__ import annotations
 
@@ -91,3 +94,36 @@ def check_objective(objective: str, backbone: str = "conv4", batch_size: int = 4
     for g1, g2 in zip(grads, grads2):
         assert (g1 is None) == (g2 is None) and (g1 is None or torch.equal(g1, g2)), \
             f"{objective}: gradients differ between two runs with the same seed"
+
+
+def check_hooks(objective: str, backbone: str = "conv4", batch_size: int = 4,
+                objective_args: Optional[dict] = None, spec: DataSpec = SMALL_SPEC) -> None:
+    """Assert the step-hook contract: valid parameter groups; after one optimizer step and the hook, a fresh pair
+    loaded from the state dicts computes the same loss as the original (state a hook keeps is checkpointed)."""
+    from .engine.optim import build_optimizer, collect_groups
+
+    bb, obj = build_pair(objective, backbone, 0, objective_args)
+    trainable = [p for m in (bb, obj) for p in m.parameters() if p.requires_grad]
+    groups = collect_groups(obj.param_groups(bb), trainable, objective)
+    named = sum(len(g["params"]) for g in groups)
+    assert named == len({id(p) for p in trainable}), f"{objective}: parameter groups miss or repeat parameters"
+    opt = build_optimizer("sgd", groups, lr=0.05, weight_decay=0.0, momentum=0.9)
+    bb.train()
+    obj.train()
+    out = obj(make_batch(obj, batch_size, spec, seed=1), bb)
+    if out.loss.requires_grad:
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    obj.after_optimizer_step(bb, 1, 0.5)
+
+    bb2, obj2 = build_pair(objective, backbone, 7, objective_args)  # other initial weights, then the saved state
+    bb2.load_state_dict(bb.state_dict())
+    obj2.load_state_dict(obj.state_dict())
+    batch = make_batch(obj, batch_size, spec, seed=2)
+    losses = []
+    for b, o in ((bb, obj), (bb2, obj2)):
+        torch.manual_seed(3)
+        losses.append(o(batch, b).loss.detach())
+    assert torch.equal(losses[0], losses[1]), \
+        f"{objective}: state kept outside the state dict changes the loss after a restore ({losses[0]} vs {losses[1]})"

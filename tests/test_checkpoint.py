@@ -1,17 +1,13 @@
 """Checkpoints: safetensors only, atomic, and a resumed run matches an uninterrupted one exactly."""
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from ssltk.engine.checkpoint import load_training_state, read_safetensors, save_training_state
-from helpers import FAST_FIT, ssltk
+from helpers import FAST_FIT, kill_after_first_checkpoint, ssltk
 
 
 def test_training_state_round_trip(tmp_path):
@@ -77,18 +73,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, objective):
     assert done.returncode == 0, done.stderr
 
     killed = tmp_path / "killed"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "ssltk", *fit, "--trainer.run_dir", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    first = killed / "checkpoints" / "epoch-0001.safetensors"
-    deadline = time.time() + 300
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)  # into the second epoch: its step records are written, then lost with the kill
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert first.exists(), "the run never wrote its first checkpoint"
-    if (killed / "backbone.safetensors").exists():
+    if not kill_after_first_checkpoint([sys.executable, "-m", "ssltk", *fit, "--trainer.run_dir", str(killed)],
+                                       killed):
         pytest.skip("the run finished before it could be killed")
 
     resumed = ssltk("fit", "--resume", str(killed))

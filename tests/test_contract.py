@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import ssltk
-from ssltk.testing import check_objective
+from ssltk.testing import check_hooks, check_objective
+
 
 def _label_file() -> str:
     """Self-labels for the 256 images of the contract context, as ``ssltk sela-labels`` would export them."""
@@ -49,3 +50,30 @@ def test_objective_works_with_every_backbone(objective, backbone):
         return
     out.loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in bb.parameters())
+
+
+@pytest.mark.parametrize("objective", ssltk.list_objectives())
+def test_objective_hooks_contract(objective):
+    check_hooks(objective, "conv4", objective_args=args_for(objective, "conv4"))
+
+
+def test_hooks_contract_catches_state_outside_the_state_dict():
+    class Drifting(ssltk.Objective):
+        """Keeps a step counter as a plain attribute: a restored checkpoint would lose it."""
+
+        def __init__(self, in_dim):
+            super().__init__(in_dim)
+            self.calls = 0
+
+        def forward(self, batch, backbone):
+            return ssltk.ObjectiveOutput(backbone(batch.views).mean() * (1 + self.calls))
+
+        def after_optimizer_step(self, backbone, step, progress):
+            self.calls += 1
+
+    ssltk.register_objective("in-test-drifting")(Drifting)
+    try:
+        with pytest.raises(AssertionError, match="state kept outside the state dict"):
+            check_hooks("in-test-drifting")
+    finally:
+        ssltk.OBJECTIVES.unregister("in-test-drifting")

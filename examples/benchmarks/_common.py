@@ -77,6 +77,8 @@ def reduced_cifar10_fit(objective: str, objective_args: dict, root: Path, run_di
     validation split (split seed 0), linear evaluation (Adam 1e-3, 100 epochs, batch 128) on the validation split."""
     import ssltk
 
+    if (Path(run_dir) / "config.yaml").is_file():  # an unfinished run (stopped or killed): continue it
+        return ssltk.fit(resume=run_dir)
     data_args = dict(root=str(root), size=32, val_size=val_size, train_size=train_size, split_seed=0,
                      stats="cifar10")
     return ssltk.fit(objective, backbone, "imagefolder", objective_args=objective_args, data_args=data_args,

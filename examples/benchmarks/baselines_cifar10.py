@@ -4,8 +4,8 @@ The reduced CIFAR-10 protocol for all: Conv-4, a fixed 10,000-image subset of th
 ../shared/datasets, 20 epochs at batch 64 for every method (SimCLR's paper batch is 128), each method's own
 optimiser defaults and views (relational with K=4 as in the core issue's runs), then linear evaluation
 (Adam 1e-3, 100 epochs, batch 128) on a disjoint
-10,000-image validation split. Runs that already finished (a results.json with a linear accuracy) are reused, so
-the script can be stopped and restarted. The table is rendered by ``ssltk table``'s code.
+10,000-image validation split. Runs that already finished (a results.json with a linear accuracy) are reused and
+unfinished ones resume from their last checkpoint, so the script can be stopped and restarted. The table is rendered by ``ssltk table``'s code.
 
     python examples/benchmarks/baselines_cifar10.py [--methods ...] [--seeds 0 1 2] [--record]
 """
@@ -25,14 +25,20 @@ METHODS = {"relational": {"k": 4}, "simclr": {}, "rotationnet": {}, "deepcluster
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   help="registered objectives (installed plugins too, e.g. byol from examples/plugins)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--no-train", action="store_true",
                    help="table only the runs that already finished (for a partial record while others still run)")
     add_run_arguments(p)
     a = p.parse_args()
+    import ssltk
     from ssltk.eval.results import read_results
+
+    unknown = sorted(set(a.methods) - set(ssltk.list_objectives()))
+    if unknown:
+        p.error(f"not registered objectives: {', '.join(unknown)}")
     from ssltk.eval.summary import results_table
 
     root, out = data_and_runs(a)
@@ -44,7 +50,7 @@ def main() -> None:
                 if a.no_train:
                     continue
                 t0 = time.perf_counter()
-                reduced_cifar10_fit(method, METHODS[method], root, run, seed, a.epochs,
+                reduced_cifar10_fit(method, METHODS.get(method, {}), root, run, seed, a.epochs,
                                     random_baseline=method == "relational")
                 minutes = (time.perf_counter() - t0) / 60
                 timings.append(f"{method} seed {seed}: fit + linear evaluation {minutes:.1f} min")

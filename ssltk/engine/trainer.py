@@ -36,6 +36,7 @@ from ..errors import Interrupted, SsltkError, check_at_least, warn
 from ..interfaces import FitContext, ObjectiveOutput, ViewBatch
 from .build import build, build_objective, check_config, import_class, registry_name
 from .checkpoint import load_training_state, save_backbone, save_training_state
+from .optim import SCHEDULES, LRSchedule, build_optimizer, collect_groups, optimizer_class
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from .progress import MetricsLog, TrainProgress
 from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_temporaries, resume_changes,
@@ -53,9 +54,12 @@ class TrainerConfig:
         batch_size: images per step (each yields the objective's K views).
         lr: learning rate.
         weight_decay: L2 weight decay of the optimizer.
-        optimizer: adam or sgd.
-        momentum: SGD momentum.
-        schedule: constant, step (divided by 10 at 50% and 75% of the epochs) or cosine.
+        optimizer: adam, adamw, sgd, lars (timm's LARS) or a torch.optim class path (torch.optim.RMSprop).
+        optimizer_args: further options of the optimizer's constructor (betas, trust_coeff, nesterov, ...).
+        momentum: momentum of SGD and LARS (ignored by optimizers without one).
+        schedule: constant, step (divided by 10 at 50% and 75% of the epochs) or cosine; stepped every iteration.
+        warmup_epochs: linear warmup of the learning rate over this many epochs (fractions allowed), then the schedule.
+        grad_clip: clip the global gradient norm to this value (0: off).
         device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N.
         seed: seeds initialisation, shuffling, augmentation and every epoch's random draws.
         run_dir: where config, metrics, checkpoints and results go (default runs/<objective>-<time>).
@@ -64,7 +68,8 @@ class TrainerConfig:
         log_every: steps between metrics.jsonl step records (0: epoch records only).
         progress: show the progress bar and per-epoch lines.
         data_on_device: hold the uint8 training images on the training device.
-        amp: bf16 autocast on CUDA.
+        amp: mixed precision on CUDA (ignored on the CPU).
+        amp_dtype: bf16, or fp16 with a gradient scaler (whose state is checkpointed).
         channels_last: channels-last memory format for the backbone and views.
         compile: wrap the training step in torch.compile.
         probe_every: every N iterations train a linear probe for one epoch on labelled training images and log its
@@ -83,8 +88,11 @@ class TrainerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     optimizer: str = "adam"
+    optimizer_args: Optional[Dict[str, Any]] = None
     momentum: float = 0.9
     schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    grad_clip: float = 0.0
     device: str = "auto"
     seed: int = 0
     run_dir: Optional[str] = None
@@ -94,6 +102,7 @@ class TrainerConfig:
     progress: bool = True
     data_on_device: bool = True
     amp: bool = True
+    amp_dtype: str = "bf16"
     channels_last: bool = True
     compile: bool = False
     probe_every: int = 0
@@ -109,13 +118,16 @@ class TrainerConfig:
                        probe_size=self.probe_size)
         check_at_least(0, "trainer.", epochs=self.epochs, checkpoint_every=self.checkpoint_every,
                        log_every=self.log_every, probe_every=self.probe_every)
-        for name in ("lr", "weight_decay", "momentum"):
+        for name in ("lr", "weight_decay", "momentum", "warmup_epochs", "grad_clip"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 raise SsltkError(f"--trainer.{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, "
                                  f"got {value!r}")
-        _one_of(self, "optimizer", ("adam", "sgd"))
-        _one_of(self, "schedule", ("constant", "step", "cosine"))
+        optimizer_class(self.optimizer)  # a clear error for an unknown name or class path
+        if self.optimizer_args is not None and not isinstance(self.optimizer_args, dict):
+            raise SsltkError(f"--trainer.optimizer_args must be a mapping, got {self.optimizer_args!r}")
+        _one_of(self, "schedule", SCHEDULES)
+        _one_of(self, "amp_dtype", ("bf16", "fp16"))
         _one_of(self, "distributed", ("auto", "on", "off"))
         _one_of(self, "backend", ("auto", "nccl", "gloo"))
 
@@ -260,14 +272,15 @@ class Trainer:
         self.steps_per_epoch = len(train) // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise SsltkError(f"batch size {cfg.batch_size} is larger than the {len(train)} training images")
-        params = [p for p in self.step_module.parameters() if p.requires_grad]
-        if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        elif cfg.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        else:
-            raise SsltkError(f"unknown optimizer {cfg.optimizer!r}; use adam or sgd")
-        self.scheduler = self._scheduler()
+        self.params = [p for p in self.step_module.parameters() if p.requires_grad]
+        groups = collect_groups(self.objective.param_groups(self.backbone), self.params,
+                                type(self.objective).__name__)
+        self.optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.weight_decay, cfg.momentum,
+                                         cfg.optimizer_args)
+        self.schedule = LRSchedule(cfg.schedule, cfg.epochs, self.steps_per_epoch, cfg.warmup_epochs)
+        self.amp_dtype = torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and self.cuda and cfg.amp_dtype == "fp16")
 
     def _check_before_training(self) -> None:
         """What would fail or mislead only after training, said before any training time is spent."""
@@ -279,17 +292,6 @@ class Trainer:
         if self.cfg.lr > 1.0:
             warn(f"--trainer.lr {self.cfg.lr:g} is far above the usual range (1e-4 to 1); the loss will likely "
                  "diverge")
-
-    def _scheduler(self):
-        cfg = self.cfg
-        if cfg.schedule == "constant":
-            return None
-        if cfg.schedule == "step":  # divided by 10 at 50% and 75% of the epochs (paper 000, A.4-A.6)
-            miles = [max(1, int(cfg.epochs * 0.5)), max(1, int(cfg.epochs * 0.75))]
-            return torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=miles, gamma=0.1)
-        if cfg.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
-        raise SsltkError(f"unknown schedule {cfg.schedule!r}; use constant, step or cosine")
 
     def context(self) -> FitContext:
         def whole_train_features(backbone: Optional[nn.Module] = None, gather: bool = True) -> torch.Tensor:
@@ -318,8 +320,10 @@ class Trainer:
 
     def _save(self, epoch: int, step: int) -> Path:
         path = self.run_dir / "checkpoints" / f"epoch-{epoch:04d}.safetensors"
-        save_training_state(path, self._modules(), self.optimizer, self.scheduler,
-                            {"epoch": epoch, "global_step": step, "seed": self.cfg.seed})
+        meta = {"epoch": epoch, "global_step": step, "seed": self.cfg.seed}
+        if self.scaler.is_enabled():
+            meta["grad_scaler"] = self.scaler.state_dict()
+        save_training_state(path, self._modules(), self.optimizer, None, meta)
         for old in _checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
             old.unlink(missing_ok=True)
         return path
@@ -328,7 +332,9 @@ class Trainer:
         ckpts = _checkpoints(self.run_dir)
         if not ckpts:
             return 0
-        meta = load_training_state(ckpts[-1], self._modules(), self.optimizer, self.scheduler)
+        meta = load_training_state(ckpts[-1], self._modules(), self.optimizer, None)
+        if self.scaler.is_enabled() and meta.get("grad_scaler"):
+            self.scaler.load_state_dict(meta["grad_scaler"])
         self.global_step = int(meta["global_step"])
         return int(meta["epoch"])
 
@@ -428,6 +434,7 @@ class Trainer:
             perm = torch.multinomial(weights.detach().double().cpu(), len(self.labels), replacement=True,
                                      generator=order)
         k = int(self.objective.num_views)
+        total_steps = cfg.epochs * self.steps_per_epoch
         use_labels = bool(getattr(self.objective, "uses_labels", False))
         t_epoch, seen = time.perf_counter(), 0
         # running sums stay on the device: reading them every step would synchronise a GPU each step
@@ -443,13 +450,13 @@ class Trainer:
                 views = views.contiguous(memory_format=torch.channels_last)
             labels = self.labels[idx.to(self.device)] if use_labels else None
             batch = ViewBatch(views=views, num_views=k, index=idx, labels=labels)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp and self.cuda):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp and self.cuda):
                 out = self._forward(batch)
             loss = out.loss.float()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.schedule.apply(self.optimizer, self.global_step)
+            self.optimizer_step(loss)
             self.global_step += 1
+            self.objective.after_optimizer_step(self.backbone, self.global_step, self.global_step / total_steps)
             seen += views.shape[0]
             loss_sum += loss.detach()
             for key, val in out.logs.items():
@@ -471,8 +478,6 @@ class Trainer:
                               views_per_s=round(vps, 1), lr=self.optimizer.param_groups[0]["lr"],
                               **{k_: float(torch.as_tensor(v).float().item()) for k_, v in out.logs.items()})
                 progress.update(epoch, last_loss, vps, advance=i + 1 - progress.position(epoch, self.steps_per_epoch))
-        if self.scheduler is not None:
-            self.scheduler.step()
         if self.world_size > 1:
             self._sync_buffers()
         dt = time.perf_counter() - t_epoch
@@ -493,6 +498,17 @@ class Trainer:
         last = epoch + 1 == cfg.epochs
         if self.rank == 0 and (last or (cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0)):
             self._save(epoch + 1, self.global_step)
+
+    def optimizer_step(self, loss: torch.Tensor) -> None:
+        """Backward and one optimizer step: loss scaling for fp16 (a no-op otherwise), then gradient clipping on
+        the true gradients."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def _sync_buffers(self) -> None:
         """Rank 0's buffers on every rank. DDP broadcasts them before each forward, but each rank's last forward
