@@ -11,7 +11,8 @@ from .errors import SsltkError, UnknownNameError
 from .hookspecs import hookimpl
 from .interfaces import (Backbone, DataSpec, EvalResult, Evaluator, FitContext, Head, Objective, ObjectiveOutput,
                          ViewBatch)
-from .registries import AUGMENTATIONS, BACKBONES, DATASETS, EVALUATORS, HEADS, OBJECTIVES
+from .registries import AUGMENTATIONS, BACKBONES, DATASETS, EVALUATORS, HEADS, LOGGERS, OBJECTIVES
+from .loggers import Logger
 from .registry import Registry
 from .data.base import DataSource, ImageSet
 from .engine.trainer import EvalConfig, FitResult, TrainerConfig
@@ -58,7 +59,7 @@ def list_backbones(pattern: str = "*"):
 
 
 __all__ = [
-    "AUGMENTATIONS", "MomentumEncoder", "cosine_momentum", "no_decay_groups", "Backbone", "BACKBONES", "DATASETS", "DataSource", "DataSpec", "EVALUATORS", "EvalConfig", "EvalResult",
+    "AUGMENTATIONS", "LOGGERS", "Logger", "MomentumEncoder", "cosine_momentum", "no_decay_groups", "Backbone", "BACKBONES", "DATASETS", "DataSource", "DataSpec", "EVALUATORS", "EvalConfig", "EvalResult",
     "Evaluator", "FitContext", "FitResult", "HEADS", "Head", "ImageSet", "OBJECTIVES", "Objective", "ObjectiveOutput",
     "Registry", "SsltkError", "TrainerConfig", "UnknownNameError", "ViewBatch", "create_backbone", "create_objective",
     "evaluate", "fit", "hookimpl", "list_backbones", "list_objectives", "load_backbone", "make_config",

@@ -85,7 +85,9 @@ def load_backbone(weights: Union[str, Path], backbone: Optional[Component] = Non
         spec = resolve("backbone", meta["backbone"], trusted=False, where=f"{weights} (its ssltk metadata)")
     else:
         spec = resolve("backbone", backbone, backbone_args)
-    model = build(spec)
+    # the file's tensors replace every weight: the starting weights a run named need not exist any more
+    init = {k: v for k, v in (spec.get("init_args") or {}).items() if k != "weights"}
+    model = build({**spec, "init_args": init})
     load_state_strict(model, tensors, str(weights))
     return model
 
@@ -95,20 +97,23 @@ def evaluate(name: str = "linear", *, run: Optional[Union[str, Path]] = None, we
              data_args: Optional[Dict[str, Any]] = None, device: str = "auto",
              evaluator_args: Optional[Dict[str, Any]] = None, out_dir: Optional[Union[str, Path]] = None) -> EvalResult:
     """Run evaluator ``name`` on a run directory (its final backbone and its data) or on a ``.safetensors`` backbone."""
-    if run is None and weights is None:
-        raise SsltkError("evaluate needs a run directory (--run) or a backbone file (--weights)")
+    starting = isinstance(backbone, dict) and (backbone.get("init_args") or {}).get("weights")
+    if run is None and weights is None and not starting:
+        raise SsltkError("evaluate needs a run directory (--run), a backbone file (--weights), or a backbone with "
+                         "starting weights (--backbone NAME --backbone.weights FILE)")
     evaluator = EVALUATORS.create(name, **(evaluator_args or {}))  # its options are checked before any file is read
     run_cfg = read_run_config(Path(run)) if run is not None else None
-    if weights is None:
+    if weights is None and run is not None:
         weights = Path(run) / "backbone.safetensors"
     if data is None and run_cfg is None:
         raise SsltkError("evaluate needs --data when no run directory is given")
     data_spec = resolve("dataset", data, data_args) if data is not None else run_cfg["data"]
     if backbone is None and run_cfg is not None:
         backbone = run_cfg["backbone"]
-    model = load_backbone(weights, backbone)
+    model = load_backbone(weights, backbone) if weights is not None else build(resolve("backbone", backbone))
     dev = resolve_device(device)
-    target = Path(out_dir) if out_dir is not None else (Path(run) if run is not None else Path(weights).parent)
+    target = Path(out_dir) if out_dir is not None else (
+        Path(run) if run is not None else Path(weights if weights is not None else starting).parent)
     key = name
     if run_cfg is not None and data is not None and data_spec != run_cfg["data"]:
         # domain transfer / grain: the same protocol on other data, kept apart from the run's own numbers

@@ -70,3 +70,12 @@ def ssltk_register_augmentations(register):
     register("rotation", RotationAugment)
     register("affine-cutout", AffineCutoutAugment)
     register("per-image-contrastive", PerImageContrastive)
+
+
+@hookimpl
+def ssltk_register_loggers(register):
+    from .loggers import CSVLogger, TensorBoardLogger, WandbLogger
+
+    register("csv", CSVLogger)
+    register("tensorboard", TensorBoardLogger)
+    register("wandb", WandbLogger)

@@ -28,7 +28,7 @@ from .errors import SsltkError
 _CHOOSERS = {"--objective": "objective", "--backbone": "backbone", "--data": "dataset", "--augment": "augmentation"}
 _PRESET = Path(__file__).parent / "presets" / "quickstart.yaml"
 LIST_KINDS = {"objectives": "objective", "backbones": "backbone", "datasets": "dataset", "evaluators": "evaluator",
-              "heads": "head", "augmentations": "augmentation"}
+              "heads": "head", "augmentations": "augmentation", "loggers": "logger"}
 
 
 # name mapping ----------------------------------------------------------------------------------------------------------
@@ -405,8 +405,15 @@ def cmd_plugins(argv: List[str]) -> int:
     return 0
 
 
-BUILTIN_COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "table": cmd_table, "plot-probe": cmd_plot_probe,
-                    "list": cmd_list, "plugins": cmd_plugins}
+def cmd_export(argv: List[str]) -> int:
+    """Export a run's backbone: ``ssltk export --run RUN --to timm|hf|torchscript|onnx --out DIR``."""
+    from .export import cmd_export as run_export
+
+    return run_export(argv)
+
+
+BUILTIN_COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "export": cmd_export, "table": cmd_table,
+                    "plot-probe": cmd_plot_probe, "list": cmd_list, "plugins": cmd_plugins}
 
 
 def _usage() -> str:

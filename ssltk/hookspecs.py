@@ -42,5 +42,10 @@ def ssltk_register_augmentations(register):
 
 
 @hookspec
+def ssltk_register_loggers(register):
+    """Register experiment loggers: ``register("name", LoggerSubclass)`` (see ``ssltk.loggers.Logger``)."""
+
+
+@hookspec
 def ssltk_add_subcommands(register):
     """Add CLI subcommands: ``register("name", main)`` where ``main(argv: list[str]) -> int``, with a docstring."""

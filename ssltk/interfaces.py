@@ -31,6 +31,19 @@ class Backbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - every backbone overrides it
         raise NotImplementedError
 
+    def load_weights(self, path: Optional[str]) -> None:
+        """Start from a local weights file (``--backbone.weights FILE``: safetensors or a weights-only PyTorch
+        checkpoint; nothing downloads). Keys and shapes must match; a mismatch is one readable error."""
+        if path is None:
+            return
+        from .engine.checkpoint import load_state_strict, read_weights
+
+        load_state_strict(self, self.adapt_state_dict(read_weights(path)), str(path))
+
+    def adapt_state_dict(self, state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Rename a foreign checkpoint's keys to this backbone's (the timm adapter maps timm's own); identity here."""
+        return state
+
 
 class Head(nn.Module):
     """A small network on top of representations (relation module, projection MLP, classifier)."""

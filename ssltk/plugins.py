@@ -39,6 +39,7 @@ _HOOKS = {
     "ssltk_register_evaluators": "evaluator",
     "ssltk_register_datasets": "dataset",
     "ssltk_register_augmentations": "augmentation",
+    "ssltk_register_loggers": "logger",
     "ssltk_add_subcommands": "subcommand",
 }
 

@@ -5,6 +5,7 @@ from .registry import Registry
 from .data.base import DataSource
 from .data.recipes import Augmentation
 from .interfaces import Backbone, Evaluator, Head, Objective
+from .loggers import Logger
 
 OBJECTIVES: Registry = Registry("objective", Objective)
 BACKBONES: Registry = Registry("backbone", Backbone)
@@ -12,6 +13,7 @@ HEADS: Registry = Registry("head", Head)
 EVALUATORS: Registry = Registry("evaluator", Evaluator)
 DATASETS: Registry = Registry("dataset", DataSource)
 AUGMENTATIONS: Registry = Registry("augmentation", Augmentation)
+LOGGERS: Registry = Registry("logger", Logger)
 SUBCOMMANDS: Registry = Registry("subcommand")
 
 ALL_REGISTRIES = {
@@ -21,6 +23,7 @@ ALL_REGISTRIES = {
     "evaluator": EVALUATORS,
     "dataset": DATASETS,
     "augmentation": AUGMENTATIONS,
+    "logger": LOGGERS,
 }
 
 

@@ -24,7 +24,7 @@ FIT = ["fit", "--objective", "relational", "--objective.k", "2", "--data", "digi
     (["--data.val_size", "-0.5"], "--data.val_size must be a count or a fraction >= 0"),
     (["--trainer.checkpoint_every", "-1"], "--trainer.checkpoint_every must be an integer >= 0, got -1"),
     (["--trainer.keep_checkpoints", "0"], "--trainer.keep_checkpoints must be an integer >= 1"),
-    (["--trainer.optimizer", "adamw"], "--trainer.optimizer must be one of adam, sgd"),
+    (["--trainer.optimizer", "adamx"], "unknown optimizer 'adamx'; use adam, adamw, sgd, lars"),
     (["--evaluate.split", "bogus"], "--evaluate.split must be one of auto, val, test, got 'bogus'"),
     (["--evaluate.epochs", "0"], "--evaluate.epochs must be an integer >= 1"),
     (["--evaluate.split", "test"], "Digits has no test split"),

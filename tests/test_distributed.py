@@ -127,7 +127,7 @@ def test_sela_under_two_processes_labels_as_one_process_would(tmp_path):
     trainer = Trainer(cfg)
     trainer._build()
     trainer.objective.on_fit_start(trainer.context())  # as fit does: label buffers sized before the restore
-    load_training_state(ckpts[0], trainer._modules(), trainer.optimizer, trainer.scheduler)
+    load_training_state(ckpts[0], trainer._modules(), trainer.optimizer, None)  # the schedule is derived from the step
     trainer.objective.optimise_labels(trainer.context().extract_features())
     stored = load_file(str(ckpts[1]))["objective.labels"]
     assert stored.shape == (2, 256)

@@ -5,6 +5,8 @@ the 4096-d fc7 activations.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -21,7 +23,8 @@ def _conv(c_in: int, c_out: int, k: int, s: int, p: int, bn: bool) -> list:
 class AlexNet(Backbone):
     """conv1-conv5 (64, 192, 384, 256, 256 channels, torchvision layout) then fc6 and fc7 (4096)."""
 
-    def __init__(self, in_channels: int = 3, batch_norm: bool = True, input_size: int = 224):
+    def __init__(self, in_channels: int = 3, batch_norm: bool = True, input_size: int = 224,
+                 weights: Optional[str] = None):
         super().__init__()
         self.input_size = input_size
         self.features = nn.Sequential(
@@ -38,6 +41,7 @@ class AlexNet(Backbone):
             nn.Linear(4096, 4096), *fc_norm(4096), nn.ReLU(inplace=True),
         )
         self.num_features = 4096
+        self.load_weights(weights)
 
     def probe_layers(self):
         """conv1-conv5: the ReLU after each convolution (paper 004, Table 2)."""

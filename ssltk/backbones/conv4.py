@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 from torch import Tensor, nn
 
@@ -18,7 +19,7 @@ class Conv4(Backbone):
     Weights follow the authors' initialisation: conv N(0, sqrt(2 / (k*k*C_out))), BN weight 1 and bias 0.
     """
 
-    def __init__(self, in_channels: int = 3):
+    def __init__(self, in_channels: int = 3, weights: Optional[str] = None):
         super().__init__()
         self.features = nn.Sequential(
             _block(in_channels, 8, nn.AvgPool2d(2)),
@@ -35,6 +36,7 @@ class Conv4(Backbone):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        self.load_weights(weights)
 
     def probe_layers(self):
         return {f"block{i + 1}": m for i, m in enumerate(self.features)}

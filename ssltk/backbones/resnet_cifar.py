@@ -5,7 +5,7 @@ and 3 downsampling by stride 2 with a 1x1 conv + BN shortcut; global average poo
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -33,7 +33,8 @@ class BasicBlock(nn.Module):
 class ResNetCifar(Backbone):
     """A CIFAR ResNet with ``blocks`` BasicBlocks per stage (depth = 6 * blocks + 2)."""
 
-    def __init__(self, blocks: Sequence[int] = (5, 5, 5), in_channels: int = 3, widths: Sequence[int] = (16, 32, 64)):
+    def __init__(self, blocks: Sequence[int] = (5, 5, 5), in_channels: int = 3, widths: Sequence[int] = (16, 32, 64),
+                 weights: Optional[str] = None):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
                                   nn.ReLU(inplace=True))
@@ -53,6 +54,7 @@ class ResNetCifar(Backbone):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        self.load_weights(weights)
 
     def probe_layers(self):
         return {"stem": self.stem, **{f"stage{i + 1}": m for i, m in enumerate(self.stages)}}
@@ -67,19 +69,19 @@ class ResNetCifar(Backbone):
 class ResNet8(ResNetCifar):
     """ResNet-8: one BasicBlock per stage."""
 
-    def __init__(self, in_channels: int = 3):
-        super().__init__((1, 1, 1), in_channels)
+    def __init__(self, in_channels: int = 3, weights: Optional[str] = None):
+        super().__init__((1, 1, 1), in_channels, weights=weights)
 
 
 class ResNet32(ResNetCifar):
     """ResNet-32: five BasicBlocks per stage, about 0.46M parameters."""
 
-    def __init__(self, in_channels: int = 3):
-        super().__init__((5, 5, 5), in_channels)
+    def __init__(self, in_channels: int = 3, weights: Optional[str] = None):
+        super().__init__((5, 5, 5), in_channels, weights=weights)
 
 
 class ResNet56(ResNetCifar):
     """ResNet-56: nine BasicBlocks per stage."""
 
-    def __init__(self, in_channels: int = 3):
-        super().__init__((9, 9, 9), in_channels)
+    def __init__(self, in_channels: int = 3, weights: Optional[str] = None):
+        super().__init__((9, 9, 9), in_channels, weights=weights)

@@ -4,7 +4,7 @@ Weights are never downloaded: models start from their own random initialisation,
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, Optional
 
 from torch import Tensor
 
@@ -15,7 +15,8 @@ from ..errors import SsltkError
 class TimmBackbone(Backbone):
     """Wraps ``timm.create_model(model_name, num_classes=0)``: pooled features of size ``model.num_features``."""
 
-    def __init__(self, model_name: str = "resnet18", in_channels: int = 3, **kwargs: Any):
+    def __init__(self, model_name: str = "resnet18", in_channels: int = 3, weights: Optional[str] = None,
+                 **kwargs: Any):
         super().__init__()
         import timm
 
@@ -26,6 +27,15 @@ class TimmBackbone(Backbone):
         self.model_name = model_name
         self.model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_channels, **kwargs)
         self.num_features = int(self.model.num_features)
+        self.load_weights(weights)
+
+    def adapt_state_dict(self, state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """A timm checkpoint names the model's own keys (``conv1.weight``) and may carry the classifier this
+        feature extractor (``num_classes=0``) does not have; ssltk's own files are prefixed with ``model.``."""
+        if any(k.startswith("model.") for k in state):
+            return state
+        own = self.model.state_dict()
+        return {f"model.{k}": v for k, v in state.items() if k in own}
 
     def probe_layers(self):
         """The stages timm lists in ``feature_info`` (for ResNets: act1, layer1 ... layer4)."""
@@ -43,5 +53,5 @@ class TimmBackbone(Backbone):
 class ResNet34(TimmBackbone):
     """ResNet-34 in the standard ImageNet layout [3, 4, 6, 3] with 7x7 stem and max-pool: 512 features, ~21.3M params."""
 
-    def __init__(self, in_channels: int = 3):
-        super().__init__("resnet34", in_channels)
+    def __init__(self, in_channels: int = 3, weights: Optional[str] = None):
+        super().__init__("resnet34", in_channels, weights=weights)

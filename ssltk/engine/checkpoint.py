@@ -139,3 +139,25 @@ def save_backbone(path: Path, backbone: nn.Module, spec: Optional[Dict[str, Any]
     """The final backbone weights; ``spec`` (class_path and init_args) lets ``ssltk eval`` rebuild it alone."""
     meta = {"backbone": spec, "num_features": int(getattr(backbone, "num_features", 0))}
     save_safetensors(dict(backbone.state_dict()), meta, path)
+
+
+def read_weights(path: Path) -> Dict[str, Tensor]:
+    """A state dict from a local weights file: safetensors, or a PyTorch/timm checkpoint (``.pth``, ``.pt``,
+    ``.bin``) read with ``torch.load(weights_only=True)``, whose unpickler admits tensors and plain containers only,
+    so the file cannot run code. A checkpoint that nests its weights under ``state_dict`` or ``model`` is unwrapped."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SsltkError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)[0]
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SsltkError(f"cannot read {path} as a weights-only PyTorch checkpoint: {str(exc).splitlines()[0]}") \
+            from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise SsltkError(f"{path} does not hold a state dict of tensors")
+    return state

@@ -6,7 +6,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,10 +21,11 @@ def _plain(v: Any) -> Any:
 
 
 class MetricsLog:
-    """Appends one JSON object per line; flushed after each line so a crash loses nothing already logged."""
+    """Appends one JSON object per line; flushed after each line so a crash loses nothing already logged. Each
+    record then goes to the run's experiment loggers (``ssltk.loggers``), which see exactly what the file holds."""
 
-    def __init__(self, path: Optional[Path]):
-        self.path = path
+    def __init__(self, path: Optional[Path], loggers: Sequence[Any] = ()):
+        self.path, self.loggers = path, list(loggers)
         self._fh = open(path, "a", encoding="utf-8") if path is not None else None
 
     def write(self, **record: Any) -> None:
@@ -34,11 +35,16 @@ class MetricsLog:
         record.setdefault("time", round(time.time(), 3))
         self._fh.write(json.dumps(record) + "\n")
         self._fh.flush()
+        for logger in self.loggers:
+            logger.log(record)
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+        for logger in self.loggers:
+            logger.close()
+        self.loggers = []
 
 
 class TrainProgress:

@@ -30,7 +30,7 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "backbone.safetenso
 
 # trainer options a resume may change: they do not alter what the run computes, only how or how long it runs
 RESUMABLE_TRAINER = {"epochs", "run_dir", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "device",
-                     "data_on_device", "distributed", "backend", "compile"}
+                     "data_on_device", "distributed", "backend", "compile", "loggers", "knn_every"}
 
 
 class RunLock:

@@ -38,6 +38,7 @@ from .build import build, build_objective, check_config, import_class, registry_
 from .checkpoint import load_training_state, save_backbone, save_training_state
 from .optim import SCHEDULES, LRSchedule, build_optimizer, collect_groups, optimizer_class
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
+from ..loggers import create_loggers
 from .progress import MetricsLog, TrainProgress
 from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_temporaries, resume_changes,
                      truncate_metrics)
@@ -75,6 +76,9 @@ class TrainerConfig:
         probe_every: every N iterations train a linear probe for one epoch on labelled training images and log its
             training accuracy (paper 003, Figure 3); 0 disables it.
         probe_size: labelled images the probe uses (None: the whole training split).
+        knn_every: every N epochs score weighted kNN (k=50, sigma=0.1) of the frozen backbone on the held-out split
+            and log it (event "knn"); 0 disables it. Evaluation mode and no random draws: training is unchanged.
+        loggers: experiment loggers besides metrics.jsonl (csv, tensorboard, wandb, or a plugin's).
         distributed: auto (join torchrun's process group when launched by torchrun with more than one process),
             on (require it) or off.
         backend: process-group backend: auto (nccl on CUDA, gloo on the CPU), nccl or gloo.
@@ -107,6 +111,8 @@ class TrainerConfig:
     compile: bool = False
     probe_every: int = 0
     probe_size: Optional[int] = None
+    knn_every: int = 0
+    loggers: List[str] = field(default_factory=list)
     distributed: str = "auto"
     backend: str = "auto"
     sync_batchnorm: bool = False
@@ -117,7 +123,9 @@ class TrainerConfig:
         check_at_least(1, "trainer.", batch_size=self.batch_size, keep_checkpoints=self.keep_checkpoints,
                        probe_size=self.probe_size)
         check_at_least(0, "trainer.", epochs=self.epochs, checkpoint_every=self.checkpoint_every,
-                       log_every=self.log_every, probe_every=self.probe_every)
+                       log_every=self.log_every, probe_every=self.probe_every, knn_every=self.knn_every)
+        if not isinstance(self.loggers, (list, tuple)) or not all(isinstance(n, str) for n in self.loggers):
+            raise SsltkError(f"--trainer.loggers must be a list of logger names, got {self.loggers!r}")
         for name in ("lr", "weight_decay", "momentum", "warmup_epochs", "grad_clip"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
@@ -218,6 +226,8 @@ class Trainer:
         self.rank, self.world_size = self.group.rank, self.group.world_size
         self.device = local_device(device, self.group)
         self.cuda = self.device.type == "cuda"
+        # built now, so that an unknown name or a missing package is said before any training time is spent
+        self.loggers = create_loggers(self.cfg.loggers) if self.rank == 0 else []
         if self.cuda:
             torch.cuda.set_device(self.device)
 
@@ -405,18 +415,22 @@ class Trainer:
 
             self.probe = OnlineProbe(self.images, self.labels, self.spec.mean, self.spec.std, self.device,
                                      self.cfg.probe_size, seed=self.cfg.seed)
-        log = MetricsLog(self.run_dir / "metrics.jsonl" if self.rank == 0 else None)
+        for logger in self.loggers:
+            logger.start(self.run_dir, self.config, self.global_step)
+        log = MetricsLog(self.run_dir / "metrics.jsonl" if self.rank == 0 else None, self.loggers)
         total = self.cfg.epochs * self.steps_per_epoch
         progress = TrainProgress(total, start_epoch * self.steps_per_epoch, self.cfg.epochs,
                                  enabled=self.cfg.progress and self.rank == 0)
         last_epoch = self.cfg.epochs if getattr(self.objective, "trains", True) else start_epoch
         try:
-            for epoch in range(start_epoch, last_epoch):
-                self._epoch(epoch, ctx, log, progress)
+            try:
+                for epoch in range(start_epoch, last_epoch):
+                    self._epoch(epoch, ctx, log, progress)
+            finally:
+                progress.close()
+            return self._finish(log)
         finally:
-            progress.close()
             log.close()
-        return self._finish()
 
     def _epoch(self, epoch: int, ctx: FitContext, log: MetricsLog, progress: TrainProgress) -> None:
         cfg = self.cfg
@@ -496,8 +510,19 @@ class Trainer:
         extra = "".join(f"  {k_} {v:.3f}" for k_, v in means.items())
         progress.epoch_done(epoch, mean_loss, seen / dt, dt, extra)
         last = epoch + 1 == cfg.epochs
+        if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and self.rank == 0:
+            self._knn_monitor(epoch, log)
         if self.rank == 0 and (last or (cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0)):
             self._save(epoch + 1, self.global_step)
+
+    def _knn_monitor(self, epoch: int, log: MetricsLog) -> None:
+        """Weighted kNN of the frozen backbone on the held-out split (lightly's online monitor; paper 004's
+        protocol). Features are taken in evaluation mode without random draws, so training is unchanged."""
+        from ..eval.knn import KNNEval
+
+        metrics = KNNEval().evaluate(self.backbone, self.data, device=self.device).metrics
+        log.write(event="knn", epoch=epoch + 1, step=self.global_step, knn_accuracy=metrics["accuracy"],
+                  **({"knn_accuracy_top5": metrics["accuracy_top5"]} if "accuracy_top5" in metrics else {}))
 
     def optimizer_step(self, loss: torch.Tensor) -> None:
         """Backward and one optimizer step: loss scaling for fp16 (a no-op otherwise), then gradient clipping on
@@ -525,7 +550,7 @@ class Trainer:
                              "(try a lower --trainer.lr)")
 
     # end of training ------------------------------------------------------------------------------------------------
-    def _finish(self) -> FitResult:
+    def _finish(self, log: MetricsLog) -> FitResult:
         result = FitResult(self.run_dir, self.backbone, self.objective, rank=self.rank)
         if self.rank == 0:
             save_backbone(self.run_dir / "backbone.safetensors", self.backbone, self.config["backbone"])
@@ -545,6 +570,9 @@ class Trainer:
                     rand = build(self.config["backbone"]).to(self.device)
                     result.metrics["linear_random"] = lin.evaluate(rand, self.data, device=self.device,
                                                                    run_dir=out_dir, name="linear_random").metrics
+        for name, metrics in result.metrics.items():  # evaluation records, for the loggers as for the file
+            log.write(event="eval", name=name, epoch=self.cfg.epochs, step=self.global_step,
+                      **{k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         dist_util.barrier()
         return result
 

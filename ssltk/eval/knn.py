@@ -18,6 +18,7 @@ from ..errors import check_at_least
 from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
+from .linear import topk_accuracy
 from .results import write_results
 
 
@@ -44,6 +45,12 @@ def pca_project(train: Tensor, test: Tensor, dim: int) -> Tuple[Tensor, Tensor]:
 def knn_predict(train: Tensor, train_labels: Tensor, test: Tensor, num_classes: int, k: int = 50,
                 sigma: float = 0.1, chunk: int = 1024) -> Tensor:
     """Predicted classes (N_test,) by similarity-weighted votes of the ``k`` nearest training samples (cosine)."""
+    return knn_votes(train, train_labels, test, num_classes, k, sigma, chunk).argmax(1)
+
+
+def knn_votes(train: Tensor, train_labels: Tensor, test: Tensor, num_classes: int, k: int = 50,
+              sigma: float = 0.1, chunk: int = 1024) -> Tensor:
+    """The class votes (N_test, num_classes) behind :func:`knn_predict`, for top-k accuracies."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     k = min(k, train.shape[0])
@@ -57,8 +64,8 @@ def knn_predict(train: Tensor, train_labels: Tensor, test: Tensor, num_classes: 
         weights = (top_sim / sigma).exp()
         votes = torch.zeros(sim.shape[0], num_classes, device=sim.device, dtype=weights.dtype)
         votes.scatter_add_(1, train_labels[top_idx], weights)
-        preds.append(votes.argmax(1))
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+        preds.append(votes)
+    return torch.cat(preds) if preds else torch.empty(0, num_classes)
 
 
 class KNNEval(Evaluator):
@@ -80,9 +87,11 @@ class KNNEval(Evaluator):
         if self.pca_dim:
             tr_x, te_x = pca_project(tr_x, te_x, self.pca_dim)
         num_classes = count_classes(train, test)
-        pred = knn_predict(tr_x, train.labels, te_x, num_classes, self.k, self.sigma, self.chunk).cpu()
-        metrics = {"accuracy": float((pred == test.labels).float().mean().item() * 100.0),
-                   "num_train": float(len(train)), "num_test": float(len(test))}
+        votes = knn_votes(tr_x, train.labels, te_x, num_classes, self.k, self.sigma, self.chunk).cpu()
+        metrics = {"accuracy": topk_accuracy(votes, test.labels, 1)}
+        if num_classes > 5:
+            metrics["accuracy_top5"] = topk_accuracy(votes, test.labels, 5)
+        metrics.update(num_train=float(len(train)), num_test=float(len(test)))
         if run_dir is not None:
             write_results(Path(run_dir), name, dict(metrics, split=split, k=self.k, sigma=self.sigma,
                                                     pca_dim=self.pca_dim))

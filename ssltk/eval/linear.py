@@ -71,9 +71,15 @@ def train_linear(train_x: Optional[Tensor], train_y: Tensor, num_classes: int, e
 
 
 @torch.no_grad()
-def accuracy(clf: nn.Module, x: Tensor, y: Tensor) -> float:
-    pred = clf(x.to(next(clf.parameters()).device)).argmax(1).cpu()
-    return float((pred == y.cpu()).float().mean().item() * 100.0)
+def accuracy(clf: nn.Module, x: Tensor, y: Tensor, k: int = 1) -> float:
+    """Top-``k`` accuracy (%) of a classifier."""
+    return topk_accuracy(clf(x.to(next(clf.parameters()).device)).cpu(), y, k)
+
+
+def topk_accuracy(scores: Tensor, y: Tensor, k: int = 1) -> float:
+    """Percentage of rows whose true class is among the ``k`` highest scores."""
+    top = scores.topk(min(k, scores.shape[1]), dim=1).indices
+    return float((top == y.cpu()[:, None]).any(1).float().mean().item() * 100.0)
 
 
 class LinearEval(Evaluator):
@@ -112,8 +118,10 @@ class LinearEval(Evaluator):
             tr_x, run_backbone = None, _per_batch_features(backbone, train.images, data.mean, data.std, device)
         acc, clf = self._fit_and_score(tr_x, train, te_x, test, num_classes, device, run_backbone)
         train_acc = accuracy(clf, tr_x if tr_x is not None else feats(train), train.labels)
-        metrics = {"accuracy": acc, "train_accuracy": train_acc, "num_train": float(len(train)),
-                   "num_test": float(len(test))}
+        metrics = {"accuracy": acc}
+        if num_classes > 5:
+            metrics["accuracy_top5"] = accuracy(clf, te_x, test.labels, k=5)
+        metrics.update(train_accuracy=train_acc, num_train=float(len(train)), num_test=float(len(test)))
         layers = list(getattr(backbone, "probe_layers", dict)()) if self.layers == ["all"] else self.layers
         for layer_name in layers:
             layer = resolve_layer(backbone, layer_name)
