@@ -69,6 +69,46 @@ def reference_logits() -> torch.Tensor:
     return torch.randn(1001, 10, generator=g) * 3
 
 
+def ema_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+def ema_batches(steps: int = 4, batch: int = 8):
+    g = torch.Generator().manual_seed(5)
+    return torch.randn(steps, batch, 6, generator=g), torch.randn(steps, batch, 3, generator=g)
+
+
+def ema_steps(net: torch.nn.Module, model: torch.nn.Module, part) -> "ssltk.MomentumEncoder":
+    """SGD steps on the given part of each batch, the momentum copy updated after each (as the trainer's hook)."""
+    from ssltk import MomentumEncoder
+
+    target = MomentumEncoder(net, base=0.9)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = ema_batches()
+    for s in range(x.shape[0]):
+        xs, ys = part(x[s]), part(y[s])
+        loss = (model(xs) - ys).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        target.update(net, (s + 1) / x.shape[0])
+    return target
+
+
+def ema(out: Path) -> None:
+    """Each rank steps on its half of every batch under DDP and updates its own momentum copy."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    net = ema_net()
+    target = ema_steps(net, DDP(net), lambda t: t.chunk(world)[rank])
+    save_file({k: v.contiguous() for k, v in target.state_dict().items()}, str(out / f"ema-rank{rank}.safetensors"))
+    dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     mode, rest = sys.argv[1], sys.argv[2:]
@@ -76,5 +116,7 @@ if __name__ == "__main__":
         grads(rest[0], Path(rest[1]), gather=rest[2:] != ["nogather"])
     elif mode == "sinkhorn":
         sinkhorn(Path(rest[0]))
+    elif mode == "ema":
+        ema(Path(rest[0]))
     else:
         raise SystemExit(f"unknown mode {mode}")

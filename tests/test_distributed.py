@@ -84,6 +84,23 @@ def test_distributed_sinkhorn_gives_the_single_process_labels(tmp_path):
     assert int(got["iterations"]) == want.iterations
 
 
+def test_momentum_copies_agree_across_ranks_and_with_one_process(tmp_path):
+    """ssltk.MomentumEncoder under DDP: every rank updates its copy from the online weights DDP keeps identical, so
+    the copies agree and equal one process stepping on the union of the ranks' halves."""
+    sys.path.insert(0, str(WORKER.parent))
+    from distributed_worker import ema_net, ema_steps
+
+    torchrun(2, str(WORKER), "ema", str(tmp_path))
+    ranks = [load_file(str(tmp_path / f"ema-rank{r}.safetensors")) for r in range(2)]
+    net = ema_net()
+    single = ema_steps(net, net, lambda t: t).state_dict()
+    assert ranks[0].keys() == single.keys()
+    for name, value in single.items():
+        assert torch.equal(ranks[0][name], ranks[1][name]), name
+        torch.testing.assert_close(ranks[0][name], value, atol=1e-6, rtol=1e-6, msg=name)
+        assert not torch.equal(value, ema_net().state_dict()[name.split(".", 1)[1]]), name  # it moved
+
+
 def _epochs(run: Path) -> list:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [json.loads(ln)["epoch"] for ln in lines if json.loads(ln)["event"] == "epoch"]
