@@ -36,6 +36,7 @@ from ..errors import Interrupted, SsltkError, check_at_least, warn
 from ..interfaces import FitContext, ObjectiveOutput, ViewBatch
 from .build import build, build_objective, check_config, import_class, registry_name
 from .checkpoint import load_training_state, save_backbone, save_training_state
+from .precision import amp_enabled, autocast
 from .optim import SCHEDULES, LRSchedule, build_optimizer, collect_groups, optimizer_class
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from ..loggers import create_loggers
@@ -289,8 +290,9 @@ class Trainer:
                                          cfg.optimizer_args)
         self.schedule = LRSchedule(cfg.schedule, cfg.epochs, self.steps_per_epoch, cfg.warmup_epochs)
         self.amp_dtype = torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16
+        self.amp = amp_enabled(cfg.amp, self.device)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and self.cuda and cfg.amp_dtype == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and cfg.amp_dtype == "fp16")
 
     def _check_before_training(self) -> None:
         """What would fail or mislead only after training, said before any training time is spent."""
@@ -464,8 +466,8 @@ class Trainer:
                 views = views.contiguous(memory_format=torch.channels_last)
             labels = self.labels[idx.to(self.device)] if use_labels else None
             batch = ViewBatch(views=views, num_views=k, index=idx, labels=labels)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp and self.cuda):
-                out = self._forward(batch)
+            with autocast(self.device, self.amp, self.amp_dtype):
+                out = self._compiled_forward(batch) if cfg.compile else self._forward(batch)
             loss = out.loss.float()
             self.schedule.apply(self.optimizer, self.global_step)
             self.optimizer_step(loss)
@@ -523,6 +525,20 @@ class Trainer:
         metrics = KNNEval().evaluate(self.backbone, self.data, device=self.device).metrics
         log.write(event="knn", epoch=epoch + 1, step=self.global_step, knn_accuracy=metrics["accuracy"],
                   **({"knn_accuracy_top5": metrics["accuracy_top5"]} if "accuracy_top5" in metrics else {}))
+
+    def _compiled_forward(self, batch: ViewBatch) -> ObjectiveOutput:
+        """The compiled step; compilation happens on its first call, where a machine that cannot compile (no C++
+        compiler for the CPU backend, an unsupported GPU) fails with one line instead of a compiler log."""
+        if getattr(self, "_compiled_ok", False):
+            return self._forward(batch)
+        try:
+            out = self._forward(batch)
+        except Exception as exc:  # torch._dynamo / inductor raise many types; all mean the same to the user
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise SsltkError(f"torch.compile cannot compile the training step on {self.device} "
+                             f"({type(exc).__name__}: {first}); run without --trainer.compile") from None
+        self._compiled_ok = True
+        return out
 
     def optimizer_step(self, loss: torch.Tensor) -> None:
         """Backward and one optimizer step: loss scaling for fp16 (a no-op otherwise), then gradient clipping on

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..engine.precision import amp_enabled, autocast
 from ..data.augment import EvalTransform
 
 
@@ -50,7 +51,7 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
     out = []
     with eval_mode(backbone):
         for x in _normalised_batches(images, mean, std, device, batch_size):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            with autocast(device, amp_enabled(amp, device)):
                 out.append(backbone(x).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 

@@ -1,0 +1,100 @@
+"""The CUDA-only code paths, exercised on the CPU where PyTorch allows it (CI never has a GPU).
+
+- bf16 autocast (``SSLTK_CPU_AMP=1`` turns it on for the CPU): one training step's loss within 2% of fp32, and the
+  evaluators' features within 3% of their largest magnitude; fp16 runs through the gradient scaler;
+- ``torch.compile`` of the training step: weights after a compiled SGD epoch within 1e-4 of the eager epoch's, and a
+  machine that cannot compile gets one line;
+- device strings other than the bare type (``cpu:0``) go through the trainer's device handling.
+"""
+import pytest
+import torch
+
+import ssltk
+from ssltk.engine.trainer import Trainer
+from ssltk.errors import SsltkError
+from ssltk.interfaces import ViewBatch
+
+
+def _trainer(tmp_path, **trainer):
+    cfg = ssltk.make_config("relational", objective_args={"k": 2}, data_args={"train_size": 64},
+                            trainer={"batch_size": 32, "run_dir": str(tmp_path), "progress": False, **trainer},
+                            evaluate={"linear": False})
+    t = Trainer(cfg)
+    t._build()
+    return t
+
+
+def _loss(t):
+    gen = torch.Generator().manual_seed(0)
+    views = t.augment(t.images[:32], 2, gen)
+    from ssltk.engine.precision import autocast
+
+    with autocast(t.device, t.amp, t.amp_dtype):
+        out = t.objective(ViewBatch(views, 2, torch.arange(32)), t.backbone)
+    return out.loss.float()
+
+
+def test_bf16_training_step_on_the_cpu_is_within_two_percent_of_fp32(tmp_path, monkeypatch):
+    fp32 = _trainer(tmp_path / "fp32")
+    assert not fp32.amp  # the CPU default: no autocast
+    monkeypatch.setenv("SSLTK_CPU_AMP", "1")
+    bf16 = _trainer(tmp_path / "bf16")
+    assert bf16.amp and bf16.amp_dtype == torch.bfloat16 and not bf16.scaler.is_enabled()
+    a, b = _loss(fp32), _loss(bf16)
+    assert torch.isfinite(b) and abs(a.item() - b.item()) <= 0.02 * abs(a.item())
+    bf16.optimizer_step(b)
+    assert all(torch.isfinite(p).all() for p in bf16.params)
+
+
+def test_fp16_on_the_cpu_goes_through_the_gradient_scaler(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLTK_CPU_AMP", "1")
+    t = _trainer(tmp_path, amp_dtype="fp16", grad_clip=1.0)
+    assert t.scaler.is_enabled() and t.amp_dtype == torch.float16
+    before = [p.detach().clone() for p in t.params]
+    t.optimizer_step(_loss(t))
+    assert t.scaler.get_scale() > 0 and any(not torch.equal(p, q) for p, q in zip(t.params, before))
+
+
+def test_bf16_features_on_the_cpu_are_within_three_percent(monkeypatch):
+    from ssltk.eval.features import extract_features
+
+    torch.manual_seed(0)
+    bb = ssltk.create_backbone("conv4")
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    args = (images, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+    fp32 = extract_features(bb, *args, amp=True)  # amp asked for, but off on the CPU by default
+    monkeypatch.setenv("SSLTK_CPU_AMP", "1")
+    bf16 = extract_features(bb, *args, amp=True)
+    assert not torch.equal(fp32, bf16)  # the bf16 path really ran
+    assert (fp32 - bf16.float()).abs().max() <= 0.03 * fp32.abs().max()
+
+
+def test_compiled_training_step_matches_the_eager_one(tmp_path):
+    # SGD, not Adam: Adam normalises gradient differences of 1e-7 on near-zero gradients into full steps (2e-3
+    # after two steps of lr 1e-3), while SGD keeps weight differences proportional to gradient differences
+    kw = dict(objective_args={"k": 2}, data_args={"train_size": 64}, evaluate={"linear": False})
+    opt = {"optimizer": "sgd", "lr": 0.05, "epochs": 1, "batch_size": 32, "progress": False}
+    eager = ssltk.fit("relational", trainer={**opt, "run_dir": str(tmp_path / "eager")}, **kw)
+    compiled = ssltk.fit("relational", trainer={**opt, "run_dir": str(tmp_path / "comp"), "compile": True}, **kw)
+    for (name, a), b in zip(eager.backbone.state_dict().items(), compiled.backbone.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_a_step_that_cannot_compile_is_one_line(tmp_path):
+    t = _trainer(tmp_path, compile=True)
+
+    def broken(batch):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nlong compiler log ...")
+
+    t._forward = broken
+    with pytest.raises(SsltkError, match="torch.compile cannot compile the training step on cpu .*InvalidCxxCompiler"
+                                         ".*run without --trainer.compile") as info:
+        t._compiled_forward(None)
+    assert "\n" not in str(info.value)
+
+
+def test_a_device_with_an_index_runs(tmp_path):
+    res = ssltk.fit("random", trainer={"device": "cpu:0", "run_dir": str(tmp_path), "progress": False,
+                                       "batch_size": 32}, data_args={"train_size": 64}, evaluate={"epochs": 1})
+    assert 0 <= res.metrics["linear"]["accuracy"] <= 100
