@@ -6,12 +6,13 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def ssltk_register_backbones(register):
-    from .backbones import AlexNet, Conv4, ResNet8, ResNet32, ResNet34, ResNet56, TimmBackbone
+    from .backbones import AlexNet, Conv4, ResNet8, ResNet18Cifar, ResNet32, ResNet34, ResNet56, TimmBackbone
 
     register("conv4", Conv4)
     register("resnet8", ResNet8)
     register("resnet32", ResNet32)
     register("resnet56", ResNet56)
+    register("resnet18-cifar", ResNet18Cifar)
     register("resnet34", ResNet34)
     register("alexnet", AlexNet)
     register.prefix("timm", TimmBackbone, "model_name")

@@ -8,7 +8,7 @@ COUNT = lambda m: sum(p.numel() for p in m.parameters())
 
 
 @pytest.mark.parametrize("name,features", [("conv4", 64), ("resnet8", 64), ("resnet32", 64), ("resnet56", 64),
-                                           ("resnet34", 512)])
+                                           ("resnet34", 512), ("resnet18-cifar", 512)])
 def test_shapes(name, features):
     m = ssltk.create_backbone(name).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -21,6 +21,8 @@ def test_parameter_counts_match_the_papers():
     assert abs(COUNT(ssltk.create_backbone("resnet32")) - 0.47e6) < 0.01e6  # paper 000 A.2: ~0.47M
     assert abs(COUNT(ssltk.create_backbone("resnet34")) - 21.3e6) < 0.1e6  # ~21.3M without the classifier
     assert COUNT(ssltk.create_backbone("conv4")) < COUNT(ssltk.create_backbone("resnet8"))
+    # the CIFAR ResNet-18 of lightly's and solo-learn's benchmarks: 11.17M (torchvision's, less its fc: 11.18M)
+    assert abs(COUNT(ssltk.create_backbone("resnet18-cifar")) - 11.17e6) < 0.01e6
 
 
 def test_conv4_layout():

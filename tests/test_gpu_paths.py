@@ -98,3 +98,21 @@ def test_a_device_with_an_index_runs(tmp_path):
     res = ssltk.fit("random", trainer={"device": "cpu:0", "run_dir": str(tmp_path), "progress": False,
                                        "batch_size": 32}, data_args={"train_size": 64}, evaluate={"epochs": 1})
     assert 0 <= res.metrics["linear"]["accuracy"] <= 100
+
+
+def test_gpu_suite_lists_its_parts_and_runs_a_smoke_part(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    suite = Path(__file__).resolve().parents[1] / "examples" / "benchmarks" / "gpu_suite.py"
+    helped = subprocess.run([sys.executable, str(suite), "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and all(part in helped.stdout for part in
+                                          ("tests", "throughput", "sinkhorn", "protocol", "peer"))
+    ran = subprocess.run([sys.executable, str(suite), "--part", "sinkhorn", "--smoke", "--out", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    figures = json.loads((tmp_path / "sinkhorn.json").read_text())
+    assert len(figures["ten_heads_s"]) == 10 and figures["one_head_s"] > 0
+    assert "CPU smoke check" in (tmp_path / "sinkhorn.md").read_text()

@@ -35,8 +35,8 @@ from ssltk.data.imagefolder import decode_folder, find_images  # noqa: E402
 REFERENCE = ROOT.parent / "shared" / "tools" / "reference_relational.py"
 
 
-def reference_views_per_s(root: Path, n: int, k: int, batch: int, workers: int) -> float:
-    out = subprocess.run([sys.executable, str(REFERENCE), str(root), "--n", str(n), "--K", str(k), "--batch",
+def reference_views_per_s(root: Path, n: int, k: int, batch: int, workers: int, script=REFERENCE) -> float:
+    out = subprocess.run([sys.executable, str(script), str(root), "--n", str(n), "--K", str(k), "--batch",
                           str(batch), "--epochs", "1", "--workers", str(workers)], capture_output=True, text=True)
     m = re.search(r"views_per_s=([0-9.]+)", out.stdout)
     if out.returncode != 0 or m is None:

@@ -85,3 +85,11 @@ class ResNet56(ResNetCifar):
 
     def __init__(self, in_channels: int = 3, weights: Optional[str] = None):
         super().__init__((9, 9, 9), in_channels, weights=weights)
+
+
+class ResNet18Cifar(ResNetCifar):
+    """ResNet-18 in the CIFAR layout the SSL benchmarks use (lightly, solo-learn): two BasicBlocks in each of four
+    stages of 64/128/256/512 channels, a 3x3 stride-1 stem and no max-pool; 512 features, about 11.2M parameters."""
+
+    def __init__(self, in_channels: int = 3, weights: Optional[str] = None):
+        super().__init__((2, 2, 2, 2), in_channels, widths=(64, 128, 256, 512), weights=weights)

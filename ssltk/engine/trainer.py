@@ -275,6 +275,7 @@ class Trainer:
         else:
             self.augment = self.objective.augmentation(self.spec)
         self.images = train.images.to(self.device) if cfg.data_on_device else train.images
+        self.batches = HostBatches(self.images, self.device, cfg.batch_size // max(self.world_size, 1))
         self.labels = train.labels.to(self.device)
         if cfg.batch_size % self.world_size:
             raise SsltkError(f"batch size {cfg.batch_size} (the global batch) does not split over "
@@ -460,7 +461,7 @@ class Trainer:
         for i in range(self.steps_per_epoch):
             start = i * cfg.batch_size + self.rank * self.local_batch
             idx = perm[start : start + self.local_batch]
-            imgs = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
+            imgs = self.batches(idx)
             views = self.augment(imgs, k, gen)
             if cfg.channels_last:
                 views = views.contiguous(memory_format=torch.channels_last)
@@ -591,6 +592,38 @@ class Trainer:
                       **{k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         dist_util.barrier()
         return result
+
+
+class HostBatches:
+    """A step's images, gathered from where they are held and put on the training device.
+
+    Images held on the device (the default) are indexed there. Images held on the host for a CUDA run are gathered
+    into one of two pinned buffers and copied with ``non_blocking=True``, so the copy overlaps the previous step's
+    kernels (a copy from pageable memory would block); a buffer is refilled only after the event recorded behind its
+    last copy has completed.
+    """
+
+    def __init__(self, images: torch.Tensor, device: torch.device, batch: int):
+        self.images, self.device = images, device
+        self.staged = device.type == "cuda" and images.device.type == "cpu"
+        if self.staged:
+            self.buffers = [torch.empty((batch, *images.shape[1:]), dtype=images.dtype).pin_memory()
+                            for _ in range(2)]
+            self.events: List[Optional[Any]] = [None, None]
+            self.turn = 0
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        if not self.staged:
+            return self.images[idx.to(self.images.device)].to(self.device)
+        i, self.turn = self.turn, self.turn ^ 1
+        if self.events[i] is not None:
+            self.events[i].synchronize()
+        buf = self.buffers[i][: len(idx)]
+        torch.index_select(self.images, 0, idx, out=buf)
+        out = buf.to(self.device, non_blocking=True)
+        self.events[i] = torch.cuda.Event()
+        self.events[i].record()
+        return out
 
 
 def _make(cls: type, values: Any, section: str) -> Any:
