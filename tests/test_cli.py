@@ -15,7 +15,7 @@ def test_list_and_patterns(capsys):
     assert "relational" in capsys.readouterr().out
     assert main(["list", "backbones", "resnet*"]) == 0
     out = capsys.readouterr().out.split("\n")
-    assert [ln.split()[0] for ln in out if ln] == ["resnet8", "resnet32", "resnet34", "resnet56"]
+    assert [ln.split()[0] for ln in out if ln] == ["resnet8", "resnet18-cifar", "resnet32", "resnet34", "resnet56"]
     assert main(["list", "datasets"]) == 0
     assert {"digits", "cifar10", "imagefolder"} <= {ln.split()[0] for ln in capsys.readouterr().out.splitlines()}
     assert main(["list", "evaluators"]) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +30,22 @@ def _env() -> dict:
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", COLUMNS="200")
 
 
+# gloo can abort a rank at interpreter exit after its work is done (std::terminate in a thread at teardown; seen
+# once in about 40 two-process fits on the 2-core machine): such a launch is repeated once, from scratch for a new
+# fit (a resume simply resumes again), and the test then checks the repeat's results like any others
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def torchrun(nproc: int, *args: str, module: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
                 "--standalone"] if nproc > 1 else [sys.executable]
     target = ["-m", *args] if module else [*args]
-    proc = subprocess.run(launcher + target, capture_output=True, text=True, env=_env(), timeout=timeout)
+    for attempt in range(2):
+        proc = subprocess.run(launcher + target, capture_output=True, text=True, env=_env(), timeout=timeout)
+        if proc.returncode == 0 or attempt or TEARDOWN_ABORT not in proc.stdout + proc.stderr:
+            break
+        if "--resume" not in args and "--trainer.run_dir" in args:
+            shutil.rmtree(args[args.index("--trainer.run_dir") + 1], ignore_errors=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
