@@ -73,3 +73,13 @@ def test_one_class_with_a_validation_split_warns_before_training(tmp_path, capsy
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "ssltk: warning: the data has 1 class: linear evaluation accuracy will be 100%" in captured.err
+
+
+def test_knn_monitor_without_a_split_to_score_is_refused_before_training(image_tree, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--objective", "relational", "--objective.k", "2", "--data", "imagefolder", "--data.root",
+                 str(image_tree), "--data.size", "16", "--evaluate.linear", "false", "--trainer.knn_every", "1",
+                 "--trainer.run_dir", str(run)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "ImageFolder has no test split" in lines[0], lines
+    assert not (run / "config.yaml").exists()

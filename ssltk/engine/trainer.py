@@ -302,6 +302,8 @@ class Trainer:
             if self.spec.num_classes < 2:
                 warn(f"the data has {self.spec.num_classes} class: linear evaluation accuracy will be 100% and "
                      "means nothing (set --evaluate.linear false, or use labelled data)")
+        if self.cfg.knn_every:
+            self.data.eval_pair("auto")  # the kNN monitor scores the held-out (or test) split: it must exist
         if self.cfg.lr > 1.0:
             warn(f"--trainer.lr {self.cfg.lr:g} is far above the usual range (1e-4 to 1); the loss will likely "
                  "diverge")
