@@ -51,8 +51,8 @@ def _model_card(run: Path, config: Dict[str, Any], results: Dict[str, Any], spec
     name = lambda kind, key: registry_name(kind, config[key]["class_path"]) if config.get(key) else "?"
     trainer = config.get("trainer") or {}
     rows = [f"| {key} | {metric} | {value:.2f} |" for key, values in sorted(results.items()) if isinstance(values, dict)
-            for metric, value in values.items() if isinstance(value, (int, float)) and "accuracy" in metric
-            or metric in ("nmi", "adjusted_nmi", "ari")]
+            for metric, value in values.items()
+            if isinstance(value, (int, float)) and ("accuracy" in metric or metric in ("nmi", "adjusted_nmi", "ari"))]
     table = "\n".join(["| evaluation | metric | value |", "|---|---|---|", *rows]) if rows else "No evaluation yet."
     return f"""---
 library_name: ssltk

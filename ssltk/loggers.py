@@ -54,6 +54,7 @@ class CSVLogger(Logger):
     def start(self, run_dir: Path, config: Dict[str, Any], step: int) -> None:
         self.run_dir = Path(run_dir)
         self.rows: Dict[str, List[Dict[str, Any]]] = {}
+        self.columns: Dict[str, Dict[str, None]] = {}  # per kind, in order of first appearance
         for old in self.run_dir.glob("metrics-*.csv"):
             old.unlink()
         jsonl = self.run_dir / "metrics.jsonl"  # already cut back to the checkpoint on a resume
@@ -64,24 +65,18 @@ class CSVLogger(Logger):
     def log(self, record: Dict[str, Any]) -> None:
         kind = str(record.get("event", "record"))
         rows = self.rows.setdefault(kind, [])
-        known = set().union(*rows) if rows else set()
+        columns = self.columns.setdefault(kind, {})
         rows.append(record)
         path = self.run_dir / f"metrics-{kind}.csv"
-        if rows[:-1] and set(record) <= known:
+        if len(rows) > 1 and all(key in columns for key in record):
             with open(path, "a", newline="", encoding="utf-8") as fh:
-                csv.DictWriter(fh, fieldnames=self._header(rows)).writerow(record)
+                csv.DictWriter(fh, fieldnames=list(columns)).writerow(record)
             return
+        columns.update(dict.fromkeys(record))  # a new column: the file is rewritten under the wider header
         with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self._header(rows))
+            writer = csv.DictWriter(fh, fieldnames=list(columns))
             writer.writeheader()
             writer.writerows(rows)
-
-    @staticmethod
-    def _header(rows: List[Dict[str, Any]]) -> List[str]:
-        names: Dict[str, None] = {}
-        for row in rows:
-            names.update(dict.fromkeys(row))
-        return list(names)
 
 
 class TensorBoardLogger(Logger):
