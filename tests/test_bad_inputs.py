@@ -41,9 +41,11 @@ def test_bad_fit_options_are_refused_before_training(tmp_path, capsys, args, exp
 @pytest.mark.parametrize("args,expect", [
     (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
     (["--batch_size", "-1"], "--batch_size must be an integer >= 1"),
+    (["--sigma", "0"], "--sigma must be > 0"),
 ])
 def test_bad_eval_options_are_refused(tmp_path, capsys, args, expect):
-    assert main(["eval", "linear", "--weights", str(tmp_path / "none.safetensors"), "--data", "digits", *args]) == 2
+    evaluator = "knn" if args[0] == "--sigma" else "linear"
+    assert main(["eval", evaluator, "--weights", str(tmp_path / "none.safetensors"), "--data", "digits", *args]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], lines
 

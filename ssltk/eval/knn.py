@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import check_at_least
+from ..errors import SsltkError, check_at_least
 from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
