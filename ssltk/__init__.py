@@ -16,7 +16,8 @@ from .loggers import Logger
 from .registry import Registry
 from .data.base import DataSource, ImageSet
 from .engine.trainer import EvalConfig, FitResult, TrainerConfig
-from .api import evaluate, fit, load_backbone, make_config, trust_class_path
+from .api import evaluate, fit, load_backbone, make_config
+from .engine.build import trust_class_path
 from .momentum import MomentumEncoder, cosine_momentum
 from .engine.optim import no_decay_groups
 

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .engine.build import Spec, build, check_config, import_class, registry_name, resolve, trust_class_path
+from .engine.build import Spec, build, check_config, import_class, registry_name, resolve
 from .engine.checkpoint import load_state_strict, read_safetensors
 from .engine.rundir import RunLock
 from .engine.trainer import EvalConfig, FitResult, Trainer, TrainerConfig, read_run_config, resolve_device

@@ -38,3 +38,30 @@ def kill_after_first_checkpoint(cmd: Sequence[str], run_dir: Path, env: Optional
     proc.wait()
     assert first.exists(), "the run never wrote its first checkpoint"
     return not (Path(run_dir) / "backbone.safetensors").exists()
+
+
+def built_trainer(run_dir: Path, **trainer):
+    """A relational (K=2) Trainer over 64 digits images, built but not fitted: for tests of its step and state."""
+    import ssltk
+    from ssltk.engine.trainer import Trainer
+
+    cfg = ssltk.make_config("relational", objective_args={"k": 2}, data_args={"train_size": 64},
+                            trainer={"batch_size": 32, "run_dir": str(run_dir), "progress": False, **trainer},
+                            evaluate={"linear": False})
+    t = Trainer(cfg)
+    t._build()
+    t.run_dir = Path(run_dir)
+    return t
+
+
+def step_loss(t):
+    """The trainer's loss on its first 32 images (views drawn with a fixed seed), under its own autocast."""
+    import torch
+
+    from ssltk.engine.precision import autocast
+    from ssltk.interfaces import ViewBatch
+
+    views = t.augment(t.images[:32], 2, torch.Generator().manual_seed(0))
+    with autocast(t.device, t.amp, t.amp_dtype):
+        out = t.objective(ViewBatch(views, 2, torch.arange(32)), t.backbone)
+    return out.loss.float()

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from ssltk.engine.checkpoint import load_training_state, read_safetensors, save_training_state
-from helpers import FAST_FIT, kill_after_first_checkpoint, ssltk
+from helpers import kill_after_first_checkpoint, ssltk
 
 
 def test_training_state_round_trip(tmp_path):

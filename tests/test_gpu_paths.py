@@ -10,37 +10,17 @@ import pytest
 import torch
 
 import ssltk
-from ssltk.engine.trainer import Trainer
 from ssltk.errors import SsltkError
-from ssltk.interfaces import ViewBatch
-
-
-def _trainer(tmp_path, **trainer):
-    cfg = ssltk.make_config("relational", objective_args={"k": 2}, data_args={"train_size": 64},
-                            trainer={"batch_size": 32, "run_dir": str(tmp_path), "progress": False, **trainer},
-                            evaluate={"linear": False})
-    t = Trainer(cfg)
-    t._build()
-    return t
-
-
-def _loss(t):
-    gen = torch.Generator().manual_seed(0)
-    views = t.augment(t.images[:32], 2, gen)
-    from ssltk.engine.precision import autocast
-
-    with autocast(t.device, t.amp, t.amp_dtype):
-        out = t.objective(ViewBatch(views, 2, torch.arange(32)), t.backbone)
-    return out.loss.float()
+from helpers import built_trainer, step_loss
 
 
 def test_bf16_training_step_on_the_cpu_is_within_two_percent_of_fp32(tmp_path, monkeypatch):
-    fp32 = _trainer(tmp_path / "fp32")
+    fp32 = built_trainer(tmp_path / "fp32")
     assert not fp32.amp  # the CPU default: no autocast
     monkeypatch.setenv("SSLTK_CPU_AMP", "1")
-    bf16 = _trainer(tmp_path / "bf16")
+    bf16 = built_trainer(tmp_path / "bf16")
     assert bf16.amp and bf16.amp_dtype == torch.bfloat16 and not bf16.scaler.is_enabled()
-    a, b = _loss(fp32), _loss(bf16)
+    a, b = step_loss(fp32), step_loss(bf16)
     assert torch.isfinite(b) and abs(a.item() - b.item()) <= 0.02 * abs(a.item())
     bf16.optimizer_step(b)
     assert all(torch.isfinite(p).all() for p in bf16.params)
@@ -48,10 +28,10 @@ def test_bf16_training_step_on_the_cpu_is_within_two_percent_of_fp32(tmp_path, m
 
 def test_fp16_on_the_cpu_goes_through_the_gradient_scaler(tmp_path, monkeypatch):
     monkeypatch.setenv("SSLTK_CPU_AMP", "1")
-    t = _trainer(tmp_path, amp_dtype="fp16", grad_clip=1.0)
+    t = built_trainer(tmp_path, amp_dtype="fp16", grad_clip=1.0)
     assert t.scaler.is_enabled() and t.amp_dtype == torch.float16
     before = [p.detach().clone() for p in t.params]
-    t.optimizer_step(_loss(t))
+    t.optimizer_step(step_loss(t))
     assert t.scaler.get_scale() > 0 and any(not torch.equal(p, q) for p, q in zip(t.params, before))
 
 
@@ -82,7 +62,7 @@ def test_compiled_training_step_matches_the_eager_one(tmp_path):
 
 
 def test_a_step_that_cannot_compile_is_one_line(tmp_path):
-    t = _trainer(tmp_path, compile=True)
+    t = built_trainer(tmp_path, compile=True)
 
     def broken(batch):
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nlong compiler log ...")

@@ -12,6 +12,7 @@ import ssltk
 from ssltk.cli import main
 from ssltk.engine.optim import LRSchedule, build_optimizer, collect_groups, no_decay_groups, optimizer_class
 from ssltk.errors import SsltkError
+from helpers import built_trainer, step_loss
 
 
 def test_step_schedule_equals_the_per_epoch_multistep_it_replaces():
@@ -101,48 +102,29 @@ def test_lars_with_warmup_trains_and_logs_the_schedule_per_step(tmp_path, capsys
     assert lrs[8:] == pytest.approx([0.1 * (1 + math.cos(math.pi * i / 8)) for i in range(8)])
 
 
-def _trainer(tmp_path, **trainer):
-    from ssltk.engine.trainer import Trainer
-
-    cfg = ssltk.make_config("relational", objective_args={"k": 2}, data_args={"train_size": 64},
-                            trainer={"batch_size": 32, "run_dir": str(tmp_path), "progress": False, **trainer})
-    t = Trainer(cfg)
-    t._build()
-    t.run_dir = tmp_path
-    return t
-
-
-def _one_step(t):
-    from ssltk.interfaces import ViewBatch
-
-    gen = torch.Generator().manual_seed(0)
-    views = t.augment(t.images[:32], 2, gen)
-    t.optimizer_step(t.objective(ViewBatch(views, 2, torch.arange(32)), t.backbone).loss)
-
-
 def test_gradient_clipping_bounds_the_update(tmp_path):
     moved = {}
     for clip in (0.0, 1e-9):
-        t = _trainer(tmp_path / str(clip), optimizer="sgd", lr=0.1, momentum=0.0, grad_clip=clip)
+        t = built_trainer(tmp_path / str(clip), optimizer="sgd", lr=0.1, momentum=0.0, grad_clip=clip)
         before = [p.detach().clone() for p in t.params]
-        _one_step(t)
+        t.optimizer_step(step_loss(t))
         moved[clip] = max((p - q).abs().max().item() for p, q in zip(t.params, before))
     assert moved[0.0] > 1e-4 and moved[1e-9] < 1e-9
 
 
 def test_fp16_gradient_scaler_path_and_its_checkpoint(tmp_path):
     # CUDA-only in training (fp16 autocast); the scaler's own code path is exercised here on the CPU
-    t = _trainer(tmp_path, grad_clip=1.0)
+    t = built_trainer(tmp_path, grad_clip=1.0)
     assert not t.scaler.is_enabled()  # on the CPU, or with bf16, no loss scaling
     t.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
     before = [p.detach().clone() for p in t.params]
-    _one_step(t)
+    t.optimizer_step(step_loss(t))
     assert any(not torch.equal(p, q) for p, q in zip(t.params, before))
     path = t._save(1, 1)
     from ssltk.engine.checkpoint import read_safetensors
 
     assert read_safetensors(path)[1]["grad_scaler"]["scale"] == t.scaler.get_scale()
-    t2 = _trainer(tmp_path / "again")
+    t2 = built_trainer(tmp_path / "again")
     t2.scaler, t2.run_dir = torch.amp.GradScaler("cpu", init_scale=1.0), tmp_path
     t2._restore()
     assert t2.scaler.get_scale() == t.scaler.get_scale()

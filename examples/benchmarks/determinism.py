@@ -19,7 +19,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
 
-import ssltk  # noqa: E402
 from ssltk.engine.build import build, build_objective, resolve  # noqa: E402
 from ssltk.engine.trainer import deterministic_algorithms  # noqa: E402
 from ssltk.interfaces import ViewBatch  # noqa: E402
