@@ -5,7 +5,9 @@ whole-dataset pass; the public code extracts them from augmented images: **pitfa
 shared/reference/implementation-notes.md) are PCA-whitened, L2-normalised and clustered by k-means into
 k = 10 x the number of classes; the cluster ids become pseudo-labels. Batches are drawn uniformly over clusters
 (each image weighted by one over its cluster's size), and the head Linear(D, 256) -> BatchNorm1d -> LeakyReLU ->
-Linear(256, k), whose last layer is re-initialised every epoch, is trained with cross-entropy on the pseudo-labels.
+Linear(256, k), whose last layer is re-initialised every epoch from N(0, 0.01) with zero bias (DeepCluster's
+``main.py``: ``top_layer.weight.data.normal_(0, 0.01)``), is trained with cross-entropy on the pseudo-labels.
+Training images are cropped with padding 4 and flipped, the benchmark's recipe for DeepCluster (``datamanager.py``).
 
 k-means backend, chosen by measurement: on the CPU, scikit-learn's KMeans (20 iterations, k-means++). On the
 whole-dataset features of a trained Conv-4 (10,000 CIFAR-10 images, whitened to 64 dimensions, k = 100) it took
@@ -20,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssltk import FitContext, Objective, ObjectiveOutput, ViewBatch
+from ssltk import DataSpec, FitContext, Objective, ObjectiveOutput, ViewBatch
+from ssltk.data.recipes import CropFlipAugment
 from ssltk.distributed import broadcast_tensor, world
 from ssltk.eval.clustering import kmeans
 from ssltk.eval.knn import principal_axes
@@ -57,6 +60,9 @@ class DeepClusterObjective(Objective):
     def num_views(self) -> int:
         return 1
 
+    def augmentation(self, spec: DataSpec):
+        return CropFlipAugment().configure(spec)
+
     def on_fit_start(self, ctx: FitContext) -> None:
         if ctx.num_train < self.k:
             raise ValueError(f"{ctx.num_train} training images cannot fill k = {self.k} clusters")
@@ -87,9 +93,8 @@ class DeepClusterObjective(Objective):
         # a fresh classifier every epoch: cluster ids are arbitrary and change meaning between clusterings
         g = torch.Generator().manual_seed(ctx.seed * 1000 + epoch)
         with torch.no_grad():
-            bound = 1.0 / self.top.in_features ** 0.5
-            self.top.weight.copy_(torch.empty_like(self.top.weight, device="cpu").uniform_(-bound, bound, generator=g))
-            self.top.bias.copy_(torch.empty_like(self.top.bias, device="cpu").uniform_(-bound, bound, generator=g))
+            self.top.weight.copy_(torch.empty_like(self.top.weight, device="cpu").normal_(0.0, 0.01, generator=g))
+            self.top.bias.zero_()
         # the old classifier's Adam moments would steer the new one along directions of a clustering that is gone;
         # DeepCluster's authors build a fresh optimizer for it every epoch
         if ctx.reset_optimizer_state is not None:

@@ -1,7 +1,11 @@
 """Deep InfoMax, local variant (Hjelm et al. 2019), as in the relational-reasoning benchmark (paper 000, A.5).
 
 Objective: alpha * global MI (0 here) + beta * local MI + gamma * prior matching, with alpha = 0, beta = 1,
-gamma = 0.1. The local map is the backbone's first block (``probe_layers()``'s first entry, or ``local_layer``).
+gamma = 0.1. The local map M is the output of the backbone's first block *before* its pooling, as in the authors'
+encoder (``methods/deepinfomax.py``: conv -> BN -> ReLU of Conv-4's first block, 8 x 32 x 32 on CIFAR; the stem of
+the ResNets): the first entry of ``probe_layers()`` (or ``local_layer``), read at the input of its last module when
+that module is a pooling layer. Training images are only flipped, the benchmark's recipe for Deep InfoMax
+(``datamanager.py``).
 The local critic scores [global; local] at every location with 1x1 convolutions (256, 256, 1); positives pair
 an image's global vector with its own local map, negatives with another image's (the batch rolled by one). MI is
 estimated with the Jensen-Shannon bound in its softplus form, E_P[-sp(-T)] - E_N[sp(T)] (DIM eq. 4).
@@ -27,6 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ssltk import DataSpec, Objective, ObjectiveOutput, ViewBatch
+from ssltk.data.recipes import CropFlipAugment
 
 
 class LocalCritic(nn.Module):
@@ -58,6 +63,9 @@ def jsd_mi(pos: Tensor, neg: Tensor) -> Tensor:
     return (-F.softplus(-pos)).mean() - F.softplus(neg).mean()
 
 
+POOLS = (nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
 class DeepInfoMaxObjective(Objective):
     """Deep InfoMax, local (alpha 0, beta 1, gamma 0.1): local JSD MI plus adversarial prior matching."""
 
@@ -81,6 +89,9 @@ class DeepInfoMaxObjective(Objective):
         # default of two views doubled the work per epoch and counted two augmentations of an image as a batch.)
         return 1
 
+    def augmentation(self, spec: DataSpec):
+        return CropFlipAugment(padding=0).configure(spec)  # a crop of the whole image: a flip alone
+
     def _build_critic(self, channels: int) -> None:
         self.critic = LocalCritic(channels, self.in_dim, self.hidden)
 
@@ -93,7 +104,12 @@ class DeepInfoMaxObjective(Objective):
         name = self.local_layer or next(iter(layers), None)
         if name is None:
             raise ValueError(f"{type(backbone).__name__} names no probe layers; set --objective.local_layer")
-        resolve_layer(backbone, name).register_forward_hook(lambda m, i, o: self._captured.__setitem__("local", o))
+        layer = resolve_layer(backbone, name)
+        last = list(layer.children())[-1] if isinstance(layer, nn.Sequential) and len(layer) else None
+        if isinstance(last, POOLS):  # the map before the block's pooling, as the authors' encoder reads it
+            last.register_forward_pre_hook(lambda m, i: self._captured.__setitem__("local", i[0]))
+        else:
+            layer.register_forward_hook(lambda m, i, o: self._captured.__setitem__("local", o))
         self._hooked = id(backbone)  # an id, not the module: a module attribute would become a submodule
 
     def setup(self, backbone: nn.Module, spec: DataSpec) -> None:
