@@ -72,7 +72,10 @@ def _unpickle(path: Path) -> dict:
 class Cifar10(DataSource):
     """CIFAR-10 from the official ``cifar-10-batches-py`` folder (``data_batch_1..5`` and ``test_batch``).
 
-    ``root`` may be that folder or its parent. With ``download: true`` torchvision fetches it when missing.
+    ``root`` may be that folder or its parent. With ``download: true`` torchvision fetches it when missing. Where the
+    official files are absent, ``root`` may instead be an image export of the set: ``root/<class>/<image>`` (or
+    ``root/train/<class>/...`` with an optional ``root/test/``), one folder per class, whose sorted names give the
+    official label order (airplane ... truck), such as the JPEG export in ``../shared/datasets``.
     """
 
     folder = "cifar-10-batches-py"
@@ -80,6 +83,7 @@ class Cifar10(DataSource):
     test_files = ["test_batch"]
     label_key = "labels"
     stats_name = "cifar10"
+    num_tree_classes = 10
 
     def __init__(self, root: str = "data", val_size: Union[int, float] = 0, train_size: Optional[int] = None,
                  split_seed: int = 0, download: bool = False):
@@ -87,10 +91,20 @@ class Cifar10(DataSource):
         self.root, self.download = Path(root).expanduser(), download
         self.mean, self.std = NAMED_STATS[self.stats_name]
 
-    def _dir(self) -> Path:
+    def _official(self) -> Optional[Path]:
         for cand in (self.root, self.root / self.folder):
             if all((cand / f).is_file() for f in self.train_files):
                 return cand
+        return None
+
+    def _image_tree(self) -> bool:
+        base = self.root / "train" if (self.root / "train").is_dir() else self.root
+        return base.is_dir() and sum(1 for p in base.iterdir() if p.is_dir()) == self.num_tree_classes
+
+    def _dir(self) -> Path:
+        found = self._official()
+        if found is not None:
+            return found
         if self.download:
             self._download()
             return self.root / self.folder
@@ -124,6 +138,11 @@ class Cifar10(DataSource):
         return ImageSet(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
 
     def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
+        if self._official() is None and not self.download and self._image_tree():
+            if self.label_key == "coarse_labels":
+                raise SsltkError(f"{type(self).__name__.lower()} needs the official files for its "
+                                 f"{self.label_key!r}: an image tree at {self.root} has one folder per fine class")
+            return ImageFolder(str(self.root), size=32, stats=self.stats_name).load_splits()
         folder = self._dir()
         train = self._read(folder, self.train_files)
         test = self._read(folder, self.test_files) if all((folder / f).is_file() for f in self.test_files) else None
@@ -174,6 +193,7 @@ class Cifar100(Cifar10):
     test_files = ["test"]
     label_key = "fine_labels"
     stats_name = "cifar100"
+    num_tree_classes = 100
 
 
 class Cifar100Coarse(Cifar100):
@@ -338,12 +358,12 @@ class SlimageNet(ImageFolder):
 class Cifar10Imbalanced(Cifar10):
     """CIFAR-10 with the training-set imbalance of SeLa (paper 004, section 4.5).
 
-    ``imbalance``: ``light`` removes 50% of the images of one class (``light_class``, default 0); ``heavy`` removes
+    ``imbalance``: ``light`` removes 50% of the images of one class (``light_class``, default 9: truck, as section 4.5 says); ``heavy`` removes
     10%, 20%, ..., 90% of classes 1 to 9 and keeps class 0 whole; ``none`` keeps everything. The removal is seeded by
     ``split_seed``; the test set stays balanced.
     """
 
-    def __init__(self, root: str = "data", imbalance: str = "light", light_class: int = 0,
+    def __init__(self, root: str = "data", imbalance: str = "light", light_class: int = 9,
                  val_size: Union[int, float] = 0, train_size: Optional[int] = None, split_seed: int = 0,
                  download: bool = False):
         super().__init__(root=root, val_size=val_size, train_size=train_size, split_seed=split_seed,
