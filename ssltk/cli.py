@@ -405,6 +405,13 @@ def cmd_plugins(argv: List[str]) -> int:
     return 0
 
 
+def cmd_reproduce(argv: List[str]) -> int:
+    """Run a paper table and compare it with the paper: ``ssltk reproduce --list`` / ``ssltk reproduce TABLE``."""
+    from .reproduce import cmd_reproduce as run_reproduce
+
+    return run_reproduce(argv)
+
+
 def cmd_export(argv: List[str]) -> int:
     """Export a run's backbone: ``ssltk export --run RUN --to timm|hf|torchscript|onnx --out DIR``."""
     from .export import cmd_export as run_export
@@ -412,7 +419,7 @@ def cmd_export(argv: List[str]) -> int:
     return run_export(argv)
 
 
-BUILTIN_COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "export": cmd_export, "table": cmd_table,
+BUILTIN_COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "export": cmd_export, "reproduce": cmd_reproduce, "table": cmd_table,
                     "plot-probe": cmd_plot_probe, "list": cmd_list, "plugins": cmd_plugins}
 
 

@@ -1,0 +1,531 @@
+"""Paper protocols as data, and ``ssltk reproduce`` to run them.
+
+A protocol file (``ssltk/protocols/*.yaml``, shipped with ssltk, or any file given with ``--protocol``) describes
+tables of a paper. Each table has ``rows`` (methods), ``columns`` (settings) and ``cells``, the (row, column) pairs the
+paper reports, with the paper's mean and standard deviation. A cell's run configuration is the table's ``base``,
+overlaid by its column, its row and the cell's own entries, in that order (mappings merge key by key)::
+
+    objective, objective_args, backbone, backbone_args, data, data_args, augment, augment_args, trainer, evaluate
+
+Components are registry names only, so a protocol file, like any file ssltk reads, cannot name code to run.
+
+``ssltk reproduce TABLE`` trains and evaluates every missing run of the table's cells, resumes unfinished ones and
+skips finished ones, then writes the table side by side with the paper (Markdown and a PNG chart). Runs live in
+``OUT/TABLE/ROW/COLUMN/seedS``; a reduced budget (``--epochs``, ``--train_size``) gets its own folder and says so in
+the table's title, so reduced and full runs never mix.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import fnmatch
+import math
+import platform
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from .errors import SsltkError
+
+CONFIG_KEYS = ("objective", "objective_args", "backbone", "backbone_args", "data", "data_args", "augment",
+               "augment_args", "trainer", "evaluate")
+CELL_KEYS = set(CONFIG_KEYS) | {"label", "paper", "cost", "note", "metric", "after"}
+#: the points within which a measured mean counts as a reproduction of the paper's (the issues' criterion)
+TOLERANCE = 1.5
+
+
+def merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    """``over`` laid on ``base``: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class Cell:
+    """One cell of a paper table: a complete run configuration and the paper's number."""
+
+    table: str
+    row: str
+    column: str
+    label: str
+    spec: Dict[str, Any]
+    paper_mean: float
+    paper_std: Optional[float]
+    cost: Dict[str, Any] = field(default_factory=dict)
+    #: the results.json key path of the cell's number (the table's unless the cell names another)
+    metric: str = "linear.accuracy"
+    #: evaluations run after training, each {name, args, data, data_args}: domain transfer, grain, finetuning
+    after: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.row}/{self.column}"
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    source: str
+    metric: str
+    cells: List[Cell]
+    note: str = ""
+
+
+def _paper_value(value: Any, where: str) -> Tuple[float, Optional[float]]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1])
+    raise SsltkError(f"{where}: paper must be a number or [mean, std], got {value!r}")
+
+
+def _check_keys(entry: Any, allowed: set, where: str) -> Dict[str, Any]:
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict):
+        raise SsltkError(f"{where} must be a mapping, got {type(entry).__name__}")
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise SsltkError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return entry
+
+
+def parse_tables(doc: Any, where: str) -> Dict[str, Table]:
+    """The tables of one protocol document (already read as YAML)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("tables"), dict):
+        raise SsltkError(f"{where} must hold a mapping with a 'tables' mapping")
+    paper = str(doc.get("paper", ""))
+    out: Dict[str, Table] = {}
+    for name, t in doc["tables"].items():
+        tw = f"{where}: table {name}"
+        _check_keys(t, {"title", "source", "metric", "base", "rows", "columns", "cells", "note"}, tw)
+        base = _check_keys(t.get("base"), CELL_KEYS - {"label", "paper"}, f"{tw} base")
+        rows = {r: _check_keys(v, CELL_KEYS - {"paper"}, f"{tw} row {r}") for r, v in (t.get("rows") or {}).items()}
+        cols = {c: _check_keys(v, CELL_KEYS - {"paper"}, f"{tw} column {c}")
+                for c, v in (t.get("columns") or {}).items()}
+        cells: List[Cell] = []
+        for r, by_col in (t.get("cells") or {}).items():
+            if r not in rows:
+                raise SsltkError(f"{tw}: cells name row {r!r}, which rows do not define")
+            for c, entry in (by_col or {}).items():
+                if c not in cols:
+                    raise SsltkError(f"{tw}: cell {r}/{c} names column {c!r}, which columns do not define")
+                if not isinstance(entry, dict):
+                    entry = {"paper": entry}
+                entry = _check_keys(entry, CELL_KEYS, f"{tw} cell {r}/{c}")
+                if "paper" not in entry:
+                    raise SsltkError(f"{tw} cell {r}/{c} has no paper value")
+                mean, std = _paper_value(entry["paper"], f"{tw} cell {r}/{c}")
+                spec = merge(merge(merge(base, cols[c]), rows[r]), {k: v for k, v in entry.items() if k != "paper"})
+                label = f"{rows[r].get('label', r)}, {cols[c].get('label', c)}"
+                after = spec.get("after") or []
+                if not isinstance(after, list) or not all(isinstance(e, dict) and "name" in e for e in after):
+                    raise SsltkError(f"{tw} cell {r}/{c}: after must be a list of {{name, args, data, data_args}}")
+                cells.append(Cell(name, r, c, label, {k: spec[k] for k in CONFIG_KEYS if k in spec}, mean, std,
+                                  dict(spec.get("cost") or {}), str(spec.get("metric", t.get("metric", "linear.accuracy"))),
+                                  after))
+        if not cells:
+            raise SsltkError(f"{tw} has no cells")
+        out[name] = Table(name, str(t.get("title", name)), str(t.get("source", paper)),
+                          str(t.get("metric", "linear.accuracy")), cells, str(t.get("note", "")))
+    return out
+
+
+def load_protocols(extra: Sequence[str] = ()) -> Dict[str, Table]:
+    """Every table of the protocols shipped with ssltk, then of the given files (a name may not repeat)."""
+    docs: List[Tuple[str, Any]] = []
+    for res in sorted(resources.files("ssltk.protocols").iterdir(), key=lambda r: r.name):
+        if res.name.endswith(".yaml"):
+            docs.append((f"ssltk/protocols/{res.name}", yaml.safe_load(res.read_text(encoding="utf-8"))))
+    for path in extra:
+        p = Path(path)
+        if not p.is_file():
+            raise SsltkError(f"protocol file not found: {p}")
+        try:
+            docs.append((str(p), yaml.safe_load(p.read_text(encoding="utf-8"))))
+        except yaml.YAMLError as exc:
+            raise SsltkError(f"{p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    tables: Dict[str, Table] = {}
+    for where, doc in docs:
+        for name, table in parse_tables(doc, where).items():
+            if name in tables:
+                raise SsltkError(f"{where} defines table {name!r} again")
+            tables[name] = table
+    return tables
+
+
+# cost --------------------------------------------------------------------------------------------------------------
+def views_per_image(spec: Dict[str, Any]) -> Tuple[int, bool]:
+    """(views the objective makes of each training image, whether it trains at all), from the objective itself."""
+    from .engine.build import build_objective, resolve
+
+    obj = build_objective(resolve("objective", spec["objective"], spec.get("objective_args"), trusted=False),
+                          in_dim=64, num_classes=10)
+    return int(obj.num_views), bool(getattr(obj, "trains", True))
+
+
+def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, train_size: Optional[int] = None) -> float:
+    """Minutes a cell takes on ``device`` (cpu or gpu): training views / the protocol's views-per-second rate for the
+    backbone and data on that device (``cost.views_per_s``, usually per column) times the method's relative speed
+    (``cost.speed``, usually per row), plus the evaluation's minutes. Rates are stated in the protocol file."""
+    cost = cell.cost
+    images = int(train_size or cost.get("images", 0))
+    ep = int(epochs or (cell.spec.get("trainer") or {}).get("epochs", 1))
+    rate = float((cost.get("views_per_s") or {}).get(device, 0) or 0) * float(cost.get("speed", 1.0))
+    try:
+        views, trains = views_per_image(cell.spec)
+    except SsltkError:  # its plugin is not installed: the cost is unknown, the cell still listed
+        return math.nan
+    minutes = float((cost.get("eval_minutes") or {}).get(device, 0) or 0)
+    if trains and rate > 0:
+        minutes += images * ep * views / rate / 60
+    return minutes
+
+
+def _fmt_minutes(m: float) -> str:
+    if math.isnan(m):
+        return "?"
+    return f"{m:.0f} min" if m < 90 else f"{m / 60:.1f} h"
+
+
+def list_tables(tables: Dict[str, Table], pattern: str = "*", names: Optional[Sequence[str]] = None) -> str:
+    lines: List[str] = []
+    for name, t in tables.items():
+        if names and name not in names:
+            continue
+        cells = [c for c in t.cells if fnmatch.fnmatch(c.id, pattern)]
+        if not cells:
+            continue
+        cpu = sum(estimate_minutes(c, "cpu") for c in cells)
+        gpu = sum(estimate_minutes(c, "gpu") for c in cells)
+        lines.append(f"{name}: {t.title}")
+        lines.append(f"  source: {t.source}; {len(cells)} cells; one seed of every cell: "
+                     f"about {_fmt_minutes(cpu)} on this kind of CPU, {_fmt_minutes(gpu)} on one GPU")
+        width = max(len(c.id) for c in cells)
+        for c in cells:
+            std = f" ± {c.paper_std:.2f}" if c.paper_std is not None else ""
+            lines.append(f"    {c.id:<{width}}  paper {c.paper_mean:6.2f}{std:<8}  cpu {_fmt_minutes(estimate_minutes(c, 'cpu')):>8}"
+                         f"  gpu {_fmt_minutes(estimate_minutes(c, 'gpu')):>7}  ({c.label})")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+# running -----------------------------------------------------------------------------------------------------------
+@dataclass
+class Budget:
+    """A reduced budget (None: the paper's own). It names the folder of its runs and the table's title."""
+
+    epochs: Optional[int] = None
+    train_size: Optional[int] = None
+
+    @property
+    def reduced(self) -> bool:
+        return self.epochs is not None or self.train_size is not None
+
+    def tag(self) -> str:
+        parts = ([f"e{self.epochs}"] if self.epochs is not None else []) + \
+                ([f"n{self.train_size}"] if self.train_size is not None else [])
+        return "reduced-" + "-".join(parts) if parts else "full"
+
+    def describe(self) -> str:
+        if not self.reduced:
+            return "the paper's full budget"
+        parts = ([f"{self.epochs} epochs"] if self.epochs is not None else []) + \
+                ([f"{self.train_size} training images"] if self.train_size is not None else [])
+        return "REDUCED budget (" + ", ".join(parts) + "): not comparable with the paper"
+
+
+def run_config(cell: Cell, seed: int, run_dir: Path, budget: Budget, data_root: Optional[str],
+               device: Optional[str] = None) -> Dict[str, Any]:
+    """The resolved run configuration of ``cell`` for one seed, as ``ssltk fit --print_config`` shows it."""
+    from .api import make_config
+    from .engine.build import check_config
+
+    spec = copy.deepcopy(cell.spec)
+    trainer = dict(spec.get("trainer") or {})
+    trainer.update(seed=seed, run_dir=str(run_dir))
+    if device:
+        trainer["device"] = device
+    if budget.epochs is not None:
+        trainer["epochs"] = budget.epochs
+    data_args = dict(spec.get("data_args") or {})
+    if data_root is not None:
+        data_args["root"] = data_root
+    if budget.train_size is not None:
+        data_args["train_size"] = budget.train_size
+    cfg = {"objective": _spec("objective", spec.get("objective"), spec.get("objective_args")),
+           "backbone": _spec("backbone", spec.get("backbone", "conv4"), spec.get("backbone_args")),
+           "data": _spec("dataset", spec.get("data"), data_args),
+           "augment": _spec("augmentation", spec.get("augment"), spec.get("augment_args"))}
+    cfg = check_config(cfg, f"protocol cell {cell.table} {cell.id}")
+    return make_config(cfg["objective"], cfg["backbone"], cfg["data"], trainer, spec.get("evaluate"),
+                       augment=cfg["augment"])
+
+
+def _spec(kind: str, name: Any, args: Optional[Dict[str, Any]]) -> Any:
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise SsltkError(f"a protocol names its {kind} by registry name, got {name!r}")
+    return {"class_path": name, "init_args": dict(args or {})}
+
+
+def cell_runs(out: Path, table: Table, budget: Budget) -> Path:
+    return Path(out) / table.name / budget.tag()
+
+
+def measured(run: Path, metric: str) -> Optional[float]:
+    from .eval.results import read_results
+    from .eval.summary import metric_value
+
+    return metric_value(read_results(run), metric)
+
+
+def source_revision() -> str:
+    """The git commit of the ssltk source that runs (with a mark when it has uncommitted changes), else its version."""
+    from . import __version__
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ssltk", "plugins"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rev, dirty = "", ""
+    return (rev or f"ssltk {__version__}") + (" + uncommitted changes" if rev and dirty else "")
+
+
+def _note_provenance(base: Path, cell: Cell, seed: int, resume: bool) -> None:
+    """Which code trained which run (a table may be written later, by other code): one JSON line per start."""
+    import json
+
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    with open(base / "provenance.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"cell": cell.id, "seed": seed, "resume": resume, "commit": source_revision(),
+                             "date": stamp}) + "\n")
+
+
+def trained_by(base: Path, cells: Sequence[Cell]) -> List[str]:
+    """The commits that trained the runs of ``cells``, from the provenance notes."""
+    import json
+
+    path, ids, commits = base / "provenance.jsonl", {c.id for c in cells}, []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("cell") in ids and rec.get("commit") not in commits:
+                commits.append(rec.get("commit"))
+    return commits
+
+
+def _fit_done(run: Path, cfg: Dict[str, Any]) -> bool:
+    """Whether training and the fit's own evaluation finished (a kill during the evaluation resumes into it)."""
+    from .eval.results import read_results
+
+    if not (run / "backbone.safetensors").is_file():
+        return False
+    return not (cfg.get("evaluate") or {}).get("linear", True) or "linear" in read_results(run)
+
+
+def _evaluate_after(run: Path, ev: Dict[str, Any], transfer_root: Optional[str], device: Optional[str]) -> None:
+    """One evaluation of a finished run on other data (transfer, grain) or with another protocol (finetuning)."""
+    from .api import evaluate
+    from .engine.build import resolve
+
+    data = None
+    if ev.get("data") is not None:
+        args = dict(ev.get("data_args") or {})
+        if transfer_root is not None:
+            args["root"] = transfer_root
+        data = resolve("dataset", ev["data"], args, trusted=False, where="a protocol's after-training evaluation")
+    evaluate(ev["name"], run=run, data=data, device=device or "auto", evaluator_args=dict(ev.get("args") or {}))
+
+
+def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, budget: Budget,
+              data_root: Optional[str], device: Optional[str] = None, train: bool = True,
+              transfer_root: Optional[str] = None, log=print) -> List[Tuple[Cell, int, Path]]:
+    """Train and evaluate every missing (cell, seed) run; finished runs are skipped and unfinished ones resumed.
+    Every configuration is built and checked before the first run starts."""
+    from .engine.trainer import Trainer
+
+    base = cell_runs(out, table, budget)
+    plan = []
+    for cell in cells:
+        for seed in seeds:
+            run = base / cell.row / cell.column / f"seed{seed}"
+            plan.append((cell, seed, run, run_config(cell, seed, run, budget, data_root, device)))
+    for i, (cell, seed, run, cfg) in enumerate(plan, 1):
+        if measured(run, cell.metric) is not None or not train:
+            continue
+        resume = (run / "config.yaml").is_file()
+        log(f"[{i}/{len(plan)}] {table.name} {cell.id} seed {seed}: {'resuming' if resume else 'training'} in {run}")
+        _note_provenance(base, cell, seed, resume)
+        if not _fit_done(run, cfg):
+            Trainer(cfg, resume=resume).fit()
+        for ev in cell.after:
+            _evaluate_after(run, ev, transfer_root, device)
+        if measured(run, cell.metric) is None:
+            raise SsltkError(f"{run} finished without {cell.metric} in its results.json (is the cell's evaluate "
+                             "section switched off?)")
+    return [(cell, seed, run) for cell, seed, run, _ in plan]
+
+
+# the table ---------------------------------------------------------------------------------------------------------
+def summarise(table: Table, runs: List[Tuple[Cell, int, Path]]) -> List[Dict[str, Any]]:
+    from .eval.summary import mean_std
+
+    rows = []
+    by_cell: Dict[str, List[float]] = {}
+    order: List[Cell] = []
+    for cell, _, run in runs:
+        if cell.id not in by_cell:
+            by_cell[cell.id] = []
+            order.append(cell)
+        value = measured(run, cell.metric)
+        if value is not None:
+            by_cell[cell.id].append(value)
+    for cell in order:
+        vals = by_cell[cell.id]
+        row: Dict[str, Any] = {"cell": cell, "n": len(vals)}
+        if vals:
+            row["mean"], row["std"] = mean_std(vals)
+            row["diff"] = row["mean"] - cell.paper_mean
+            row["within"] = abs(row["diff"]) <= TOLERANCE
+        rows.append(row)
+    return rows
+
+
+def markdown(table: Table, rows: List[Dict[str, Any]], budget: Budget, seeds: Sequence[int]) -> str:
+    lines = [f"### {table.name}: {table.title}", "",
+             f"{table.source}; {budget.describe()}; seeds {' '.join(map(str, seeds))}", "",
+             "| cell | paper | measured | difference | within 1.5 |", "|---|---|---|---|---|"]
+    for r in rows:
+        c = r["cell"]
+        paper = f"{c.paper_mean:.2f}" + (f" ± {c.paper_std:.2f}" if c.paper_std is not None else "")
+        if r["n"]:
+            got = f"{r['mean']:.2f} ± {r['std']:.2f} (n={r['n']})"
+            lines.append(f"| {c.label} | {paper} | {got} | {r['diff']:+.2f} | {'yes' if r['within'] else 'no'} |")
+        else:
+            lines.append(f"| {c.label} | {paper} | not run yet | - | - |")
+    return "\n".join(lines)
+
+
+def chart(table: Table, rows: List[Dict[str, Any]], budget: Budget, path: Path) -> Path:
+    """Paper against measured, one pair of bars per cell, with the standard deviations as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * n + 2), 4.2))
+    xs = list(range(n))
+    paper = [r["cell"].paper_mean for r in rows]
+    perr = [r["cell"].paper_std or 0.0 for r in rows]
+    got = [r.get("mean", math.nan) for r in rows]
+    gerr = [r.get("std", 0.0) for r in rows]
+    ax.bar([x - 0.2 for x in xs], paper, 0.4, yerr=perr, label="paper", color="#999999", capsize=3)
+    ax.bar([x + 0.2 for x in xs], got, 0.4, yerr=gerr, label="ssltk", color="#1f77b4", capsize=3)
+    ax.set_xticks(xs, [r["cell"].id for r in rows], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{table.name} ({'reduced budget' if budget.reduced else 'full budget'})", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def conditions(argv: Sequence[str], trainers: Sequence[str]) -> List[str]:
+    """Machine, command, commits and date of a reproduction, for the record."""
+    import os
+
+    import torch
+
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU only, {os.cpu_count()} cores"
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return [f"- date: {stamp}",
+            f"- machine: {platform.node() or 'host'} ({platform.machine()}, {dev}), torch {torch.__version__}",
+            f"- commit: {source_revision()} (table); runs trained by {', '.join(trainers) or 'unrecorded code'}",
+            f"- command: `ssltk reproduce {shlex.join(argv)}`"]
+
+
+def cmd_reproduce(argv: List[str]) -> int:
+    """Run a paper table: ``ssltk reproduce --list`` or ``ssltk reproduce TABLE [--cells PATTERN] [--seeds 0 1 2]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="ssltk reproduce", description=cmd_reproduce.__doc__, allow_abbrev=False)
+    p.add_argument("table", nargs="?", help="a table name (see --list)")
+    p.add_argument("--list", action="store_true", help="name the tables, their cells, the papers' numbers and costs")
+    p.add_argument("--cells", default="*", help="only cells whose ROW/COLUMN matches this pattern (fnmatch)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--data.root", dest="data_root", default=None, help="where the table's training dataset is")
+    p.add_argument("--transfer.root", dest="transfer_root", default=None,
+                   help="where the dataset of after-training evaluations is (domain transfer)")
+    p.add_argument("--out", default="reproduce", help="folder of the runs and tables (default ./reproduce)")
+    p.add_argument("--epochs", type=int, default=None, help="a reduced training budget (printed in the title)")
+    p.add_argument("--train_size", type=int, default=None, help="a reduced training set (printed in the title)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: the trainer's auto)")
+    p.add_argument("--protocol", action="append", default=[], help="also read the tables of this protocol file")
+    p.add_argument("--table-only", action="store_true", help="train nothing: table the runs that have finished")
+    p.add_argument("--record", default=None, help="append the table and its conditions to this Markdown file")
+    a = p.parse_args(argv)
+    tables = load_protocols(a.protocol)
+    if a.list:
+        text = list_tables(tables, a.cells, [a.table] if a.table else None)
+        if not text:
+            raise SsltkError(f"no table or cell matches {a.table or '*'} {a.cells}")
+        print(text)
+        return 0
+    if not a.table:
+        raise SsltkError("name a table (ssltk reproduce --list shows them)")
+    if a.table not in tables:
+        import difflib
+
+        close = difflib.get_close_matches(a.table, list(tables), n=2)
+        raise SsltkError(f"unknown table {a.table!r}" + (f"; did you mean {', '.join(close)}?" if close else
+                                                          f"; use one of {', '.join(tables)}"))
+    for name, v in (("--epochs", a.epochs), ("--train_size", a.train_size)):
+        if v is not None and v < 1:
+            raise SsltkError(f"{name} must be >= 1, got {v}")
+    if len(set(a.seeds)) != len(a.seeds):
+        raise SsltkError(f"--seeds repeats a seed: {a.seeds}")
+    table = tables[a.table]
+    cells = [c for c in table.cells if fnmatch.fnmatch(c.id, a.cells)]
+    if not cells:
+        raise SsltkError(f"no cell of {a.table} matches {a.cells!r}; its cells: {', '.join(c.id for c in table.cells)}")
+    budget = Budget(a.epochs, a.train_size)
+    out = Path(a.out)
+    runs = reproduce(table, cells, a.seeds, out, budget, a.data_root, a.device, train=not a.table_only,
+                     transfer_root=a.transfer_root)
+    rows = summarise(table, runs)
+    text = markdown(table, rows, budget, a.seeds)
+    folder = cell_runs(out, table, budget)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "table.md").write_text(text + "\n", encoding="utf-8")
+    png = chart(table, rows, budget, folder / "table.png")
+    print(text)
+    print(f"\nwritten: {folder / 'table.md'}, {png}")
+    if a.record:
+        with open(a.record, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(["", f"## ssltk reproduce {table.name} ({budget.describe()})", ""]
+                               + conditions(argv, trained_by(folder, cells)) + ["", text, ""]))
+    return 0
