@@ -183,6 +183,14 @@ class Objective(nn.Module):
         objective's own. State kept here must live in the objective's parameters, buffers or submodules, which
         checkpoints save, so that a resumed run continues it exactly."""
 
+    def epoch_order(self, perm: Tensor, epoch: int, seed: int) -> Tensor:
+        """The order in which this epoch's images are batched, given the engine's seeded permutation ``perm`` (the
+        identity by default). An objective that needs certain images in the same mini-batch (the semi-supervised
+        relational variant's same-class partners) rearranges it here; the result must be a permutation of ``perm``
+        and depend only on its arguments, so that a resumed epoch batches the same images. Called after
+        :meth:`on_epoch_start` when :meth:`sampling_weights` is None."""
+        return perm
+
     def sampling_weights(self) -> Optional[Tensor]:
         """Per-training-image weights for this epoch's batches, drawn with replacement (DeepCluster's uniform
         sampling over clusters); None, the default, keeps the plain seeded permutation. Read after

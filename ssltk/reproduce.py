@@ -67,6 +67,8 @@ class Cell:
     metric: str = "linear.accuracy"
     #: evaluations run after training, each {name, args, data, data_args}: domain transfer, grain, finetuning
     after: List[Dict[str, Any]] = field(default_factory=list)
+    #: the cell whose runs this one shares (the same training, scored another way: kNN and a probe of one model)
+    run_id: str = ""
 
     @property
     def id(self) -> str:
@@ -138,9 +140,22 @@ def parse_tables(doc: Any, where: str) -> Dict[str, Table]:
                                   after))
         if not cells:
             raise SsltkError(f"{tw} has no cells")
+        first: Dict[str, str] = {}
+        for cell in cells:
+            key = yaml.safe_dump(cell.spec, sort_keys=True)
+            cell.run_id = first.setdefault(key, cell.id)
         out[name] = Table(name, str(t.get("title", name)), str(t.get("source", paper)),
                           str(t.get("metric", "linear.accuracy")), cells, str(t.get("note", "")))
     return out
+
+
+def _read_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)  # plain data: no tag of the file can construct an object
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise SsltkError(f"{where} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
 
 
 def load_protocols(extra: Sequence[str] = ()) -> Dict[str, Table]:
@@ -148,15 +163,12 @@ def load_protocols(extra: Sequence[str] = ()) -> Dict[str, Table]:
     docs: List[Tuple[str, Any]] = []
     for res in sorted(resources.files("ssltk.protocols").iterdir(), key=lambda r: r.name):
         if res.name.endswith(".yaml"):
-            docs.append((f"ssltk/protocols/{res.name}", yaml.safe_load(res.read_text(encoding="utf-8"))))
+            docs.append((f"ssltk/protocols/{res.name}", _read_yaml(res.read_text(encoding="utf-8"), res.name)))
     for path in extra:
         p = Path(path)
         if not p.is_file():
             raise SsltkError(f"protocol file not found: {p}")
-        try:
-            docs.append((str(p), yaml.safe_load(p.read_text(encoding="utf-8"))))
-        except yaml.YAMLError as exc:
-            raise SsltkError(f"{p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        docs.append((str(p), _read_yaml(p.read_text(encoding="utf-8"), str(p))))
     tables: Dict[str, Table] = {}
     for where, doc in docs:
         for name, table in parse_tables(doc, where).items():
@@ -369,7 +381,7 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
     plan = []
     for cell in cells:
         for seed in seeds:
-            run = base / cell.row / cell.column / f"seed{seed}"
+            run = base / cell.run_id / f"seed{seed}"
             plan.append((cell, seed, run, run_config(cell, seed, run, budget, data_root, device)))
     for i, (cell, seed, run, cfg) in enumerate(plan, 1):
         if measured(run, cell.metric) is not None or not train:

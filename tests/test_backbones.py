@@ -44,3 +44,17 @@ def test_timm_family():
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 512)
     with pytest.raises(SsltkError, match="unknown timm model"):
         ssltk.create_backbone("timm:resnet_does_not_exist")
+
+
+def test_alexnet_is_selas_big_layout_by_default():
+    from torch import nn
+
+    big = ssltk.create_backbone("alexnet")
+    convs = [m.out_channels for m in big.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [96, 256, 384, 384, 256]  # the authors' models/alexnet.py, size='big'
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in big.classifier)
+    assert sum(isinstance(m, nn.Dropout) for m in big.classifier) == 2
+    lin = big.classifier[1]
+    assert abs(lin.weight.std().item() - 0.01) < 0.001 and lin.bias.abs().max() == 0
+    small = ssltk.create_backbone("alexnet", size="small")
+    assert [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)] == [64, 192, 384, 256, 256]

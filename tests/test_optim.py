@@ -166,3 +166,40 @@ def test_print_config_shows_the_objectives_defaults_and_round_trips(tmp_path, ca
     given = ("epochs", "batch_size", "run_dir", "progress")  # the overrides of this test's command line
     assert {k: v for k, v in saved.items() if k not in given} == \
         {k: v for k, v in cfg["trainer"].items() if k not in given}
+
+
+def test_step_schedule_milestones_are_fractions_of_the_epochs():
+    from ssltk.engine.optim import LRSchedule
+
+    s = LRSchedule("step", epochs=10, steps_per_epoch=2, milestones=(0.6, 0.8))
+    assert [s.factor(e * 2) for e in (5, 6, 8)] == [1.0, pytest.approx(0.1), pytest.approx(0.01)]
+    with pytest.raises(ssltk.SsltkError, match="milestones"):
+        ssltk.engine.trainer.TrainerConfig(milestones=[1.5])
+
+
+def test_selas_probe_options_max_pooling_and_sgd_steps():
+    from ssltk.eval.features import extract_layer_features
+    from ssltk.eval.linear import LinearEval, train_linear
+
+    bb = ssltk.create_backbone("conv4").eval()
+    imgs = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    layer = bb.probe_layers()["block1"]
+    avg = extract_layer_features(bb, layer, imgs, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"), 128)
+    mx = extract_layer_features(bb, layer, imgs, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"), 128, pool="max")
+    assert mx.shape == avg.shape and bool((mx >= avg - 1e-6).all()) and not torch.allclose(mx, avg)
+    x, y = torch.randn(64, 5), torch.arange(64) % 3
+    seen = []
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.SGD.step = spy
+    try:
+        train_linear(x, y, 3, epochs=4, batch_size=64, lr=0.01, optimizer="sgd", milestones=[1, 3], lr_gamma=0.2)
+    finally:
+        torch.optim.SGD.step = orig
+    assert seen == pytest.approx([0.01, 0.002, 0.002, 0.0004])
+    with pytest.raises(ssltk.SsltkError, match="optimizer"):
+        LinearEval(optimizer="lbfgs")

@@ -127,7 +127,8 @@ def no_decay_groups(*modules: nn.Module, weight_decay: Optional[float] = None) -
 class LRSchedule:
     """The learning-rate factor of every step: ``factor(step)`` for the 0-based index of the step about to run."""
 
-    def __init__(self, kind: str, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0):
+    def __init__(self, kind: str, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0,
+                 milestones: Sequence[float] = (0.5, 0.75)):
         if kind not in SCHEDULES:
             raise SsltkError(f"unknown schedule {kind!r}; use {', '.join(SCHEDULES)}")
         self.kind, self.epochs, self.steps_per_epoch = kind, epochs, steps_per_epoch
@@ -138,7 +139,7 @@ class LRSchedule:
             warn(f"--trainer.warmup_epochs {warmup_epochs:g} is more than half of this {epochs}-epoch run; warming "
                  f"up over its first {self.total // 2} of {self.total} steps instead")
             self.warmup = self.total // 2
-        self.milestones = [max(1, int(epochs * 0.5)), max(1, int(epochs * 0.75))]
+        self.milestones = [max(1, int(epochs * m)) for m in milestones]
 
     def factor(self, step: int) -> float:
         if step < self.warmup:  # linear from lr / warmup up to lr, so the first step is not taken at lr 0

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import shutil
@@ -124,6 +126,12 @@ def resume_changes(stored: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     old_t, new_t = dict(stored.get("trainer") or {}), dict(new.get("trainer") or {})
     fixed_old = {k: v for k, v in old_t.items() if k not in RESUMABLE_TRAINER}
     fixed_new = {k: v for k, v in new_t.items() if k not in RESUMABLE_TRAINER}
+    from .trainer import TrainerConfig
+
+    defaults = dataclasses.asdict(TrainerConfig())
+    for key in set(fixed_new) - set(fixed_old):  # an option added to ssltk after the run started, at its default
+        if fixed_new[key] == defaults.get(key):
+            del fixed_new[key]
     _diff(fixed_old, fixed_new, "trainer", changes)
     if old_t.get("epochs") != new_t.get("epochs") and new_t.get("schedule", "constant") != "constant":
         changes.append(f"trainer.epochs ({old_t.get('epochs')!r} -> {new_t.get('epochs')!r}) under the "

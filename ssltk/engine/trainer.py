@@ -59,7 +59,9 @@ class TrainerConfig:
         optimizer: adam, adamw, sgd, lars (timm's LARS) or a torch.optim class path (torch.optim.RMSprop).
         optimizer_args: further options of the optimizer's constructor (betas, trust_coeff, nesterov, ...).
         momentum: momentum of SGD and LARS (ignored by optimizers without one).
-        schedule: constant, step (divided by 10 at 50% and 75% of the epochs) or cosine; stepped every iteration.
+        schedule: constant, step (divided by 10 at each of ``milestones``) or cosine; stepped every iteration.
+        milestones: where the step schedule divides the learning rate by 10, as fractions of the epochs (the
+            papers' 50% and 75% by default; SeLa's CIFAR code: 0.6 and 0.8 of 400 epochs).
         warmup_epochs: linear warmup of the learning rate over this many epochs (fractions allowed), then the schedule.
         grad_clip: clip the global gradient norm to this value (0: off).
         device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N.
@@ -96,6 +98,7 @@ class TrainerConfig:
     optimizer_args: Optional[Dict[str, Any]] = None
     momentum: float = 0.9
     schedule: str = "constant"
+    milestones: List[float] = field(default_factory=lambda: [0.5, 0.75])
     warmup_epochs: float = 0.0
     grad_clip: float = 0.0
     device: str = "auto"
@@ -136,6 +139,9 @@ class TrainerConfig:
         if self.optimizer_args is not None and not isinstance(self.optimizer_args, dict):
             raise SsltkError(f"--trainer.optimizer_args must be a mapping, got {self.optimizer_args!r}")
         _one_of(self, "schedule", SCHEDULES)
+        if not isinstance(self.milestones, (list, tuple)) or not all(
+                isinstance(m, (int, float)) and 0 < m < 1 for m in self.milestones):
+            raise SsltkError(f"--trainer.milestones must be fractions of the epochs in (0, 1), got {self.milestones!r}")
         _one_of(self, "amp_dtype", ("bf16", "fp16"))
         _one_of(self, "distributed", ("auto", "on", "off"))
         _one_of(self, "backend", ("auto", "nccl", "gloo"))
@@ -289,7 +295,8 @@ class Trainer:
                                 type(self.objective).__name__)
         self.optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.weight_decay, cfg.momentum,
                                          cfg.optimizer_args)
-        self.schedule = LRSchedule(cfg.schedule, cfg.epochs, self.steps_per_epoch, cfg.warmup_epochs)
+        self.schedule = LRSchedule(cfg.schedule, cfg.epochs, self.steps_per_epoch, cfg.warmup_epochs,
+                                   cfg.milestones)
         self.amp_dtype = torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16
         self.amp = amp_enabled(cfg.amp, self.device)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
@@ -448,7 +455,7 @@ class Trainer:
         self.objective.on_epoch_start(ctx, epoch)
         weights = self.objective.sampling_weights()
         if weights is None:
-            perm = torch.randperm(len(self.labels), generator=order)
+            perm = self.objective.epoch_order(torch.randperm(len(self.labels), generator=order), epoch, seed)
         else:
             perm = torch.multinomial(weights.detach().double().cpu(), len(self.labels), replacement=True,
                                      generator=order)

@@ -79,8 +79,10 @@ def pooled_side(channels: int, target_dim: int) -> int:
 @torch.no_grad()
 def extract_layer_features(backbone: nn.Module, layer: nn.Module, images: Tensor, mean: Sequence[float],
                            std: Sequence[float], device: torch.device, target_dim: int = 9600,
-                           batch_size: int = 256) -> Tensor:
-    """(N, C * s * s) features of one intermediate layer, average-pooled to about ``target_dim`` dimensions."""
+                           batch_size: int = 256, pool: str = "avg") -> Tensor:
+    """(N, C * s * s) features of one intermediate layer, pooled (``avg`` or ``max``) to about ``target_dim``
+    dimensions."""
+    pool_fn = F.adaptive_max_pool2d if pool == "max" else F.adaptive_avg_pool2d
     captured = {}
     hook = layer.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
     out = []
@@ -93,7 +95,7 @@ def extract_layer_features(backbone: nn.Module, layer: nn.Module, images: Tensor
                     raise ValueError(f"probe layers must output feature maps (B, C, H, W), got {tuple(fmap.shape)}")
                 side = pooled_side(fmap.shape[1], target_dim)  # never above the map's size: pooling, not upsampling
                 size = (min(side, fmap.shape[2]), min(side, fmap.shape[3]))
-                out.append(F.adaptive_avg_pool2d(fmap.float(), size).flatten(1).cpu())
+                out.append(pool_fn(fmap.float(), size).flatten(1).cpu())
     finally:
         hook.remove()
     return torch.cat(out) if out else torch.empty(0)

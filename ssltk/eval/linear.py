@@ -11,18 +11,21 @@ Domain transfer (train the backbone on one dataset, evaluate on another: CIFAR-1
 or ``--data cifar100-20``; results then go under ``linear@<dataset>``.
 
 ``layers`` adds the SeLa-style probes of intermediate layers (paper 004, Table 2): each named layer's feature map
-is average-pooled to about ``probe_dim`` features and gets its own linear classifier.
+is pooled (``pool``: avg, or max as SeLa's appendix A.1) to about ``probe_dim`` features and gets its own linear
+classifier. SeLa's probe optimiser is ``optimizer: sgd, lr: 0.01, milestones: [5, 15, 25], lr_gamma: 0.2,
+epochs: 36`` (appendix A.1); its random crop and flip of the probe's training images are not applied (features are
+cached), which the ``sela-small`` protocol states.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import check_at_least
+from ..errors import SsltkError, check_at_least
 from ..data.augment import EvalTransform
 from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
@@ -42,8 +45,11 @@ def seeded_linear(in_dim: int, num_classes: int, seed: int, device: torch.device
 def train_linear(train_x: Optional[Tensor], train_y: Tensor, num_classes: int, epochs: int = 100,
                  batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: Optional[torch.device] = None,
                  features: Optional[Callable[[Tensor], Tensor]] = None, in_dim: Optional[int] = None,
-                 clf: Optional[nn.Linear] = None, opt: Optional[torch.optim.Optimizer] = None) -> nn.Linear:
-    """Fit Linear(D, C) with Adam and cross-entropy, mini-batches reshuffled every epoch.
+                 clf: Optional[nn.Linear] = None, opt: Optional[torch.optim.Optimizer] = None,
+                 optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
+                 milestones: Sequence[int] = (), lr_gamma: float = 0.1) -> nn.Linear:
+    """Fit Linear(D, C) with Adam (or SGD with momentum) and cross-entropy, mini-batches reshuffled every epoch;
+    the learning rate is multiplied by ``lr_gamma`` at each epoch of ``milestones``.
 
     The inputs of a mini-batch are ``train_x[idx]`` (cached features), or ``features(idx)`` when given (the backbone
     run on those images again, every epoch); with the same seed both see the same batches in the same order.
@@ -54,11 +60,16 @@ def train_linear(train_x: Optional[Tensor], train_y: Tensor, num_classes: int, e
     g = torch.Generator().manual_seed(seed)
     if clf is None:
         clf = seeded_linear(dim, num_classes, seed, device)
-    opt = opt or torch.optim.Adam(clf.parameters(), lr=lr)
+    if opt is None:
+        opt = (torch.optim.SGD(clf.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+               if optimizer == "sgd" else torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay))
     x = train_x.to(device) if train_x is not None else None
     y = train_y.to(device)
     n = y.shape[0]
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        if milestones:
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_gamma ** sum(epoch >= m for m in milestones)
         perm = torch.randperm(n, generator=g)
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
@@ -92,9 +103,17 @@ class LinearEval(Evaluator):
 
     def __init__(self, epochs: int = 100, batch_size: int = 128, lr: float = 1e-3, split: str = "auto",
                  seed: int = 0, feature_batch_size: int = 512, cached: bool = True,
-                 layers: Optional[Union[List[str], str]] = None, probe_dim: int = 9600):
+                 layers: Optional[Union[List[str], str]] = None, probe_dim: int = 9600, pool: str = "avg",
+                 optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
+                 milestones: Optional[List[int]] = None, lr_gamma: float = 0.1):
         check_at_least(1, epochs=epochs, batch_size=batch_size, feature_batch_size=feature_batch_size,
                        probe_dim=probe_dim)
+        if pool not in ("avg", "max"):
+            raise SsltkError(f"--pool must be avg or max, got {pool!r}")
+        if optimizer not in ("adam", "sgd"):
+            raise SsltkError(f"--optimizer must be adam or sgd, got {optimizer!r}")
+        self.pool, self.optimizer, self.momentum, self.weight_decay = pool, optimizer, momentum, weight_decay
+        self.milestones, self.lr_gamma = list(milestones or []), lr_gamma
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.split, self.seed, self.feature_batch_size = split, seed, feature_batch_size
         if isinstance(layers, str):  # "all" or "conv1,conv5" from the command line
@@ -103,7 +122,8 @@ class LinearEval(Evaluator):
 
     def _fit_and_score(self, tr_x, train, te_x, test, num_classes, device, features=None):
         clf = train_linear(tr_x, train.labels, num_classes, self.epochs, self.batch_size, self.lr, self.seed, device,
-                           features=features, in_dim=te_x.shape[1])
+                           features=features, in_dim=te_x.shape[1], optimizer=self.optimizer, momentum=self.momentum,
+                           weight_decay=self.weight_decay, milestones=self.milestones, lr_gamma=self.lr_gamma)
         return accuracy(clf, te_x, test.labels), clf
 
     def evaluate(self, backbone: Backbone, data, *, device: torch.device, run_dir: Optional[Path] = None,
@@ -126,7 +146,7 @@ class LinearEval(Evaluator):
         for layer_name in layers:
             layer = resolve_layer(backbone, layer_name)
             lf = lambda s: extract_layer_features(backbone, layer, s.images, data.mean, data.std, device,
-                                                  self.probe_dim)
+                                                  self.probe_dim, pool=self.pool)
             l_tr, l_te = lf(train), lf(test)
             metrics[f"accuracy_{layer_name}"], _ = self._fit_and_score(l_tr, train, l_te, test, num_classes, device)
             metrics[f"dim_{layer_name}"] = float(l_tr.shape[1])

@@ -62,3 +62,32 @@ def test_logs_name_positives_and_negatives_correctly():
     out = obj(ViewBatch(views=z, num_views=2, index=torch.arange(2)), Ident())
     assert out.logs["acc_pos"] == 1.0 and out.logs["acc_neg"] == 1.0
 
+
+
+def test_one_percent_of_labels_pairs_one_percent_of_positives():
+    """Paper 000, A.7: the share of same-class positive pairs follows the label fraction. Partners searched only
+    among the images that happen to share a batch made 1% of labels change about 0.05% of the positives."""
+    from ssltk.testing import contract_context
+    from ssltk_relational.pairs import same_class_partners
+
+    n, b = 6400, 64
+    obj = RelationalObjective(4, k=2, label_fraction=0.01)
+    ctx = contract_context(torch.nn.Identity(), num_train=n)
+    ctx.train_labels = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(0))
+    obj.on_fit_start(ctx)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(1))
+
+    def share(order):
+        changed = 0
+        for start in range(0, n, b):
+            idx = order[start:start + b]
+            labels = torch.where(obj.labelled[idx], ctx.train_labels[idx], torch.full((b,), -1))
+            partners = same_class_partners(labels, 2)
+            changed += int((partners[0] != torch.arange(b)).sum())
+        return changed / n
+
+    ordered = obj.epoch_order(perm, 0, 5)
+    assert sorted(ordered.tolist()) == list(range(n))  # a permutation: every image once per epoch
+    assert torch.equal(ordered, obj.epoch_order(perm, 0, 5))  # the same order when the epoch is run again
+    assert 0.008 <= share(ordered) <= 0.0101
+    assert share(perm) < 0.002

@@ -93,3 +93,23 @@ def test_fit_resume_export_and_transfer(tmp_path):
 def test_rejects_bad_configuration():
     with pytest.raises(ValueError, match="label_step"):
         build_pair("sela", objective_args={"label_step": "spectral"})
+
+
+def test_the_cifar_codes_label_schedule_and_head_cycling():
+    """scripts/cifar.sh: 400 label optimisations spaced linearly over 400 epochs, one head re-labelled in turn."""
+    import torch
+
+    from ssltk.testing import build_pair, contract_context
+    from ssltk_sela.objective import label_epochs
+
+    linear, quadratic = label_epochs(400, 400, "linear"), label_epochs(400, 400)
+    assert len(linear) >= 397 and max(b - a for a, b in zip(linear, linear[1:])) <= 2  # about one per epoch
+    assert len(quadratic) < 300 and quadratic[:20] == list(range(1, 21))  # the paper's: dense early, sparse late
+    bb, obj = build_pair("sela", objective_args={"clusters": 8, "heads": 3, "label_heads": "cycle"})
+    ctx = contract_context(bb)
+    obj.on_fit_start(ctx)
+    obj._schedule = {4}
+    before = obj.labels.clone()
+    obj.on_epoch_start(ctx, 4)
+    changed = [(obj.labels[t] != before[t]).any().item() for t in range(3)]
+    assert changed == [False, True, False]  # epoch 4 re-labels head 4 mod 3 = 1 only

@@ -11,7 +11,7 @@ from ssltk.errors import SsltkError
 from ssltk.heads import MLPHead, RelationHead
 
 from .loss import focal_bce_with_logits
-from .pairs import AGGREGATIONS, aggregate, relation_pairs, same_class_partners
+from .pairs import AGGREGATIONS, aggregate, pair_same_class, relation_pairs, same_class_partners
 
 HEADS = ("relation", "dot", "encoder_dot")
 
@@ -34,8 +34,11 @@ class RelationalObjective(Objective):
         hidden_dim: hidden units of the relation module (and of the ablation encoder).
         encoder_dim: output size of the ``encoder_dot`` encoder.
         label_fraction: semi-supervised option (appendix A.7). A fixed, seeded fraction of the training images keeps
-            its label, and positives of those images pair them with a different image of the same class in the
-            mini-batch. 0 is fully self-supervised.
+            its label; each epoch's order puts labelled images of the same class next to each other in pairs
+            (:func:`pair_same_class`), and the positives of a labelled image pair it with its same-class partner in
+            the mini-batch, so the share of same-class positive pairs follows the label fraction ("a portion of the
+            total number of pairs in the mini-batch depending on the percentage of available labels"). 0 is fully
+            self-supervised.
         gather_pairs: under torchrun, pair views across the whole global batch: features are all-gathered with
             gradients (``ssltk.distributed.gather_view_major``), each rank scores the pairs whose first member is
             one of its images, and the loss and gradients equal those of one process holding the global batch. Off,
@@ -64,6 +67,7 @@ class RelationalObjective(Objective):
         else:
             self.head = nn.Identity()
         self.register_buffer("labelled", torch.zeros(0, dtype=torch.bool), persistent=False)
+        self._train_labels = None
 
     @property
     def num_views(self) -> int:
@@ -76,6 +80,13 @@ class RelationalObjective(Objective):
             mask = torch.zeros(ctx.num_train, dtype=torch.bool)
             mask[chosen] = True
             self.labelled = mask.to(ctx.device)
+            self._train_labels = ctx.train_labels.detach().cpu().long()
+
+    def epoch_order(self, perm: Tensor, epoch: int, seed: int) -> Tensor:
+        if not self.uses_labels or not self.labelled.numel() or self._train_labels is None:
+            return perm
+        g = torch.Generator().manual_seed(seed + 11)
+        return pair_same_class(perm, self._train_labels, self.labelled.cpu(), g)
 
     def scores(self, z: Tensor, idx_a: Tensor, idx_b: Tensor) -> Tensor:
         """Relation logits of the pairs (idx_a, idx_b) of view-major features z.

@@ -31,6 +31,33 @@ def same_class_partners(labels: Tensor, k: int, generator: Optional[torch.Genera
     return torch.where(has[None, :], best, torch.arange(m, device=labels.device)[None, :])
 
 
+def pair_same_class(perm: Tensor, labels: Tensor, labelled: Tensor, generator: torch.Generator) -> Tensor:
+    """``perm`` rearranged so that labelled images of the same class follow each other in pairs (appendix A.7): the
+    labelled images of each class are shuffled and paired, and each pair is placed where its first member comes in
+    ``perm``, so a mini-batch that holds one holds its partner (but where a pair straddles two batches). Unlabelled
+    images keep their order. The share of positives that become same-class pairs then follows the label fraction;
+    with partners sought only among the images that happen to share a 64-image batch, 1% of labels changed about
+    0.05% of them."""
+    partner = torch.full((labels.numel(),), -1, dtype=torch.long)
+    for c in labels[labelled].unique().tolist():
+        members = (labelled & (labels == c)).nonzero().squeeze(1)
+        members = members[torch.randperm(members.numel(), generator=generator)]
+        pairs = members[: members.numel() // 2 * 2].view(-1, 2)
+        partner[pairs[:, 0]] = pairs[:, 1]
+        partner[pairs[:, 1]] = pairs[:, 0]
+    out, placed = [], torch.zeros(labels.numel(), dtype=torch.bool)
+    for i in perm.tolist():
+        if placed[i]:
+            continue
+        out.append(i)
+        placed[i] = True
+        j = int(partner[i])
+        if j >= 0 and not placed[j]:
+            out.append(j)
+            placed[j] = True
+    return torch.tensor(out, dtype=perm.dtype)
+
+
 def aggregate(za: Tensor, zb: Tensor, how: str = "cat") -> Tensor:
     """The aggregation functions of eq. 5 (``mean`` is the one of appendix B.8, Table 13)."""
     if how == "cat":

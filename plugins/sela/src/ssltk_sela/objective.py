@@ -13,12 +13,16 @@ column reductions all-reduced, section 3.2's "the algorithm is easily parallelis
 all-gathered, so every rank holds the labels of the whole dataset for its batches.
 
 Defaults are the CIFAR recipe of the authors' code (shared/reference/implementation-notes.md): [128 x 10],
-SGD lr 0.03, momentum 0.9, weight decay 5e-4; lambda = 25 as in the paper (the CIFAR code uses 10).
+SGD lr 0.03, momentum 0.9, weight decay 5e-4; lambda = 25 as in the paper (the CIFAR code uses 10). The authors'
+``scripts/cifar.sh`` / ``cifar.py`` differ from the paper's text in two more ways, which the paper protocol
+(``ssltk reproduce sela-small``) follows and the defaults do not: 400 label optimisations spaced linearly over
+400 epochs (``spacing: linear``), each re-labelling one head in turn (``label_heads: cycle``, head = epoch mod T),
+not every head; and the learning rate divided by 10 at 60% and 80% of the epochs.
 """
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -32,12 +36,15 @@ from ssltk.distributed import all_gather_uneven, broadcast_tensor
 from .sinkhorn import sinkhorn_labels
 
 
-def label_epochs(epochs: int, m: int) -> List[int]:
+def label_epochs(epochs: int, m: int, spacing: str = "quadratic") -> List[int]:
     """The (0-based) epochs whose start re-optimises the labels: the first epoch at or after each t_i * epochs,
-    t_i = (i / (M - 1))^2 for i = 1..M-1, keeping those inside training (t_i = 1 would be after the last step)."""
+    t_i = (i / (M - 1))^2 for i = 1..M-1 (``quadratic``, the paper's appendix A.1) or t_i = i / (M - 1) (``linear``,
+    the ``np.linspace`` of the authors' ``cifar.py``), keeping those inside training (t_i = 1 would be after the last
+    step). Label steps that fall in the same epoch are one step."""
     if m < 2:
         return []
-    out = sorted({math.ceil((i / (m - 1)) ** 2 * epochs - 1e-9) for i in range(1, m)})
+    power = 2 if spacing == "quadratic" else 1
+    out = sorted({math.ceil((i / (m - 1)) ** power * epochs - 1e-9) for i in range(1, m)})
     return [e for e in out if e < epochs]
 
 
@@ -72,10 +79,15 @@ class SelaObjective(SelaViews):
 
     def __init__(self, in_dim: int, clusters: int = 128, heads: int = 10, label_steps: int = 20, lam: float = 25.0,
                  tol: float = 1e-2, max_iters: int = 1000, warm_start: bool = False, label_step: str = "sinkhorn",
-                 chunk: int = 65536):
+                 chunk: int = 65536, spacing: str = "quadratic", label_heads: str = "all"):
         super().__init__(in_dim)
         if clusters < 2 or heads < 1:
             raise ValueError(f"SeLa needs clusters >= 2 and heads >= 1, got [{clusters} x {heads}]")
+        if spacing not in ("quadratic", "linear"):
+            raise ValueError(f"spacing must be quadratic (the paper) or linear (the CIFAR code), got {spacing!r}")
+        if label_heads not in ("all", "cycle"):
+            raise ValueError(f"label_heads must be all or cycle (one head per label step), got {label_heads!r}")
+        self.spacing, self.label_heads = spacing, label_heads
         if label_step not in ("sinkhorn", "kmeans"):
             raise ValueError(f"label_step must be sinkhorn or kmeans, got {label_step!r}")
         self.clusters, self.num_heads, self.label_steps = clusters, heads, label_steps
@@ -94,23 +106,28 @@ class SelaObjective(SelaViews):
                 raise ValueError(f"{ctx.num_train} training images cannot fill {self.clusters} clusters")
             self.labels = balanced_random_labels(ctx.num_train, self.clusters, self.num_heads,
                                                  ctx.seed).to(ctx.device)
-        self._schedule = set(label_epochs(ctx.epochs, self.label_steps))
+        self._schedule = set(label_epochs(ctx.epochs, self.label_steps, self.spacing))
 
     def on_epoch_start(self, ctx: FitContext, epoch: int) -> None:
         if epoch not in self._schedule:
             return
+        heads = [epoch % self.num_heads] if self.label_heads == "cycle" else None
         if ctx.world_size > 1 and self.label_step == "sinkhorn":
-            self.optimise_labels(ctx.extract_features(gather=False), distributed=True)
+            self.optimise_labels(ctx.extract_features(gather=False), distributed=True, heads=heads)
         else:
-            self.optimise_labels(ctx.extract_features())
+            self.optimise_labels(ctx.extract_features(), heads=heads)
 
     @torch.no_grad()
-    def optimise_labels(self, features: Tensor, distributed: bool = False) -> None:
-        """Step 2 of section 3.1 for every head, from (N, D) features of the un-augmented training images (with
-        ``distributed``, this rank's contiguous rows of them; every rank calls it together)."""
+    def optimise_labels(self, features: Tensor, distributed: bool = False, heads: Optional[List[int]] = None) -> None:
+        """Step 2 of section 3.1 for every head (or only ``heads``; the others keep their labels), from (N, D)
+        features of the un-augmented training images (with ``distributed``, this rank's contiguous rows of them;
+        every rank calls it together)."""
         features = features.to(self.labels.device)
         new, iters = [], []
         for t, head in enumerate(self.heads):
+            if heads is not None and t not in heads:
+                new.append(self.labels[t])
+                continue
             if self.label_step == "kmeans":
                 from ssltk.eval.clustering import kmeans
 
