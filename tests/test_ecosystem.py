@@ -1,6 +1,7 @@
 """Fitting the ecosystem: experiment loggers, export to timm / Hugging Face / TorchScript / ONNX, starting weights,
 top-5 accuracy and the online kNN monitor."""
 import json
+import time
 
 import pytest
 import torch
@@ -80,7 +81,11 @@ def test_wandb_logs_offline_without_network(tmp_path, monkeypatch):
     offline = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1
     # wandb's own log (protobuf records written by its core service; no Python reader ships with it) holds each
-    # tag and its value as JSON text
+    # tag and its value as JSON text. The service process may still be writing it when finish() has returned (seen
+    # on a loaded machine: the file held only its header), so wait for it a little.
+    deadline = time.monotonic() + 30
+    while b"RandomWeights" not in offline[0].read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.5)
     data = offline[0].read_bytes()
     evals = [r for r in records(run) if r["event"] == "eval"]
     assert {r["name"] for r in evals} == {"linear", "linear_random"}
