@@ -45,17 +45,13 @@ def pair_same_class(perm: Tensor, labels: Tensor, labelled: Tensor, generator: t
         pairs = members[: members.numel() // 2 * 2].view(-1, 2)
         partner[pairs[:, 0]] = pairs[:, 1]
         partner[pairs[:, 1]] = pairs[:, 0]
-    out, placed = [], torch.zeros(labels.numel(), dtype=torch.bool)
-    for i in perm.tolist():
-        if placed[i]:
-            continue
-        out.append(i)
-        placed[i] = True
-        j = int(partner[i])
-        if j >= 0 and not placed[j]:
-            out.append(j)
-            placed[j] = True
-    return torch.tensor(out, dtype=perm.dtype)
+    # each image sorts at its place in perm; the later member of a pair sorts just behind the earlier one
+    pos = torch.empty(labels.numel(), dtype=torch.float64)
+    pos[perm] = torch.arange(perm.numel(), dtype=torch.float64)
+    key = pos.clone()
+    later = (partner >= 0) & (pos > pos[partner.clamp(min=0)])
+    key[later] = pos[partner[later]] + 0.5
+    return perm[torch.argsort(key[perm])]
 
 
 def aggregate(za: Tensor, zb: Tensor, how: str = "cat") -> Tensor:
