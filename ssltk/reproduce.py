@@ -325,10 +325,9 @@ def _note_provenance(base: Path, cell: Cell, seed: int, resume: bool) -> None:
     import json
 
     base.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     with open(base / "provenance.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"cell": cell.id, "seed": seed, "resume": resume, "commit": source_revision(),
-                             "date": stamp}) + "\n")
+                             "date": utc_stamp()}) + "\n")
 
 
 def trained_by(base: Path, cells: Sequence[Cell]) -> List[str]:
@@ -466,16 +465,25 @@ def chart(table: Table, rows: List[Dict[str, Any]], budget: Budget, path: Path) 
     return path
 
 
-def conditions(argv: Sequence[str], trainers: Sequence[str]) -> List[str]:
-    """Machine, command, commits and date of a reproduction, for the record."""
+def machine_description() -> str:
+    """The host, its processor and accelerator, and torch's version: the conditions line of every record."""
     import os
 
     import torch
 
+    cpu = platform.processor() or platform.machine()
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU only, {os.cpu_count()} cores"
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return [f"- date: {stamp}",
-            f"- machine: {platform.node() or 'host'} ({platform.machine()}, {dev}), torch {torch.__version__}",
+    return f"{platform.node() or 'host'} ({cpu}, {dev}), torch {torch.__version__}"
+
+
+def utc_stamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def conditions(argv: Sequence[str], trainers: Sequence[str]) -> List[str]:
+    """Machine, command, commits and date of a reproduction, for the record."""
+    return [f"- date: {utc_stamp()}",
+            f"- machine: {machine_description()}",
             f"- commit: {source_revision()} (table); runs trained by {', '.join(trainers) or 'unrecorded code'}",
             f"- command: `ssltk reproduce {shlex.join(argv)}`"]
 

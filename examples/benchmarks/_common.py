@@ -1,16 +1,10 @@
 """Helpers shared by the benchmark scripts: the CIFAR-10 JPEG archive of ../shared and RESULTS.md records."""
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
-
-import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-train-jpg.tar.gz"
@@ -29,19 +23,15 @@ def extract_cifar10(dest: str | None = None) -> Path:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU only, {os.cpu_count()} cores"
-    return f"{platform.node() or 'host'} ({cpu}, {dev}), torch {torch.__version__}"
+    from ssltk.reproduce import machine_description
+
+    return machine_description()
 
 
 def _git_rev() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ssltk", "plugins"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + (" + uncommitted changes" if dirty else "")
-    except OSError:
-        return "?"
+    from ssltk.reproduce import source_revision
+
+    return source_revision()
 
 
 # read when the script starts, so the record names the code that ran, not the code at the time of writing
@@ -60,7 +50,9 @@ def report(title: str, lines: list[str], record_it: bool) -> None:
 def record(title: str, command: str, lines: list[str]) -> None:
     """Append a dated section with the command and the measured lines to RESULTS.md."""
     rev = REV
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    from ssltk.reproduce import utc_stamp
+
+    stamp = utc_stamp()
     body = [f"\n## {title}", "", f"- date: {stamp}", f"- machine: {machine()}", f"- commit: {rev or '?'}",
             f"- command: `{command}`", ""] + [f"    {line}" for line in lines] + [""]
     if not RESULTS.exists():
