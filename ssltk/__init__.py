@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 from .errors import SsltkError, UnknownNameError
 from .hookspecs import hookimpl
 from .interfaces import (Backbone, DataSpec, EvalResult, Evaluator, FitContext, Head, Objective, ObjectiveOutput,
-                         ViewBatch)
+                         ViewBatch, ViewGroup)
 from .registries import AUGMENTATIONS, BACKBONES, DATASETS, EVALUATORS, HEADS, LOGGERS, OBJECTIVES
 from .loggers import Logger
 from .registry import Registry
@@ -62,7 +62,7 @@ def list_backbones(pattern: str = "*"):
 __all__ = [
     "AUGMENTATIONS", "LOGGERS", "Logger", "MomentumEncoder", "cosine_momentum", "no_decay_groups", "Backbone", "BACKBONES", "DATASETS", "DataSource", "DataSpec", "EVALUATORS", "EvalConfig", "EvalResult",
     "Evaluator", "FitContext", "FitResult", "HEADS", "Head", "ImageSet", "OBJECTIVES", "Objective", "ObjectiveOutput",
-    "Registry", "SsltkError", "TrainerConfig", "UnknownNameError", "ViewBatch", "create_backbone", "create_objective",
+    "Registry", "SsltkError", "TrainerConfig", "UnknownNameError", "ViewBatch", "ViewGroup", "create_backbone", "create_objective",
     "evaluate", "fit", "hookimpl", "list_backbones", "list_objectives", "load_backbone", "make_config",
     "register_backbone", "register_dataset", "register_evaluator", "register_head", "register_objective",
     "trust_class_path",

@@ -22,6 +22,7 @@ def ssltk_register_backbones(register):
 def ssltk_register_datasets(register):
     from .data.datasets import (STL10, SVHN, Cifar10, Cifar10Imbalanced, Cifar100, Cifar100Coarse, Digits,
                                 ImageFolder, SlimageNet, TinyImageNet)
+    from .data.sources import FileList, WebDataset
 
     register("digits", Digits)
     register("cifar10", Cifar10)
@@ -33,6 +34,8 @@ def ssltk_register_datasets(register):
     register("tiny-imagenet", TinyImageNet)
     register("slimagenet", SlimageNet)
     register("imagefolder", ImageFolder)
+    register("filelist", FileList)
+    register("webdataset", WebDataset)
 
 
 @hookimpl

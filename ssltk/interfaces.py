@@ -65,6 +65,10 @@ class ViewBatch:
     num_views: int
     index: Tensor
     labels: Optional[Tensor] = None
+    #: for an objective with several view groups (:meth:`Objective.view_groups`): each group's views, view-major
+    #: within the group, in the order the groups were declared; ``views``/``num_views`` are then the first group's
+    groups: Optional[List[Tensor]] = None
+    group_views: Optional[List[int]] = None
 
     @property
     def batch_size(self) -> int:
@@ -73,6 +77,23 @@ class ViewBatch:
     def view(self, k: int) -> Tensor:
         b = self.batch_size
         return self.views[k * b : (k + 1) * b]
+
+    def group(self, g: int) -> Tensor:
+        """All views of group ``g`` ((k_g * B, C, S_g, S_g)); group 0 is ``views`` for single-size objectives."""
+        return self.views if g == 0 and self.groups is None else self.groups[g]
+
+    @property
+    def num_groups(self) -> int:
+        return 1 if self.groups is None else len(self.groups)
+
+
+@dataclass
+class ViewGroup:
+    """``num_views`` views of each image made by ``augmentation`` (a configured recipe, whose ``size`` sets the
+    group's view size): a multi-crop objective declares several (SwAV and DINO: 2 x 224 + 6 x 96 on ImageNet)."""
+
+    num_views: int
+    augmentation: Any
 
 
 @dataclass
@@ -153,6 +174,12 @@ class Objective(nn.Module):
         from .data.recipes import ContrastiveAugment
 
         return ContrastiveAugment().configure(spec)
+
+    def view_groups(self, spec: DataSpec) -> Optional[List["ViewGroup"]]:
+        """Groups of views of different sizes or recipes (multi-crop), or None, the default: one group of
+        :attr:`num_views` views made by :meth:`augmentation`. With groups, the batch's ``groups`` holds one tensor
+        per group and ``views``/``num_views`` the first group's."""
+        return None
 
     def forward(self, batch: ViewBatch, backbone: Backbone) -> ObjectiveOutput:  # pragma: no cover
         raise NotImplementedError

@@ -44,3 +44,41 @@ def image_tree(tmp_path: Path) -> Path:
             arr[..., c] = 255
             Image.fromarray(arr).save(root / name / f"{i}.png")
     return root
+
+
+def write_mixed_jpegs(folder: Path, n: int, seed: int = 2) -> list:
+    """``n`` JPEGs of random sizes (24 to 72 px a side) with smooth random content, straight in ``folder``."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        h, w = rng.integers(24, 73, 2)
+        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        img = Image.fromarray(small).resize((int(w), int(h)), Image.BILINEAR)
+        paths.append(folder / f"img{i:04d}.jpg")
+        img.save(paths[-1], quality=90)
+    return paths
+
+
+@pytest.fixture
+def flat_jpegs(tmp_path: Path) -> Path:
+    """A flat folder of 96 unlabelled JPEGs of mixed sizes."""
+    write_mixed_jpegs(tmp_path / "flat", 96)
+    return tmp_path / "flat"
+
+
+@pytest.fixture
+def jpeg_shards(tmp_path: Path) -> str:
+    """Three webdataset tar shards of 32 mixed-size JPEGs each, labelled 0-3 in ``.cls`` members; returns the
+    brace pattern naming them."""
+    import webdataset as wds
+
+    paths = write_mixed_jpegs(tmp_path / "src", 96, seed=3)
+    (tmp_path / "shards").mkdir()
+    for s in range(3):
+        with wds.TarWriter(str(tmp_path / "shards" / f"train-{s:04d}.tar")) as sink:
+            for i in range(s * 32, (s + 1) * 32):
+                sink.write({"__key__": f"s{i:05d}", "jpg": paths[i].read_bytes(), "cls": str(i % 4).encode()})
+    return str(tmp_path / "shards" / "train-{0000..0002}.tar")

@@ -17,7 +17,10 @@ from ..interfaces import DataSpec
 
 @dataclass
 class ImageSet:
-    """Images as uint8 (N, C, H, W) and integer labels (N,)."""
+    """Images as uint8 (N, C, H, W) and integer labels (N,), -1 where an image has none.
+
+    ``images`` is a tensor, or for a streamed set a :class:`ssltk.data.stream.StreamImages`, which answers the same
+    ``shape``, ``len`` and indexing and decodes on demand."""
 
     images: Tensor
     labels: Tensor
@@ -117,6 +120,9 @@ class DataSource:
     def eval_pair(self, split: str = "auto") -> Tuple[ImageSet, ImageSet, str]:
         """(train, test, name of the test split) for evaluators; ``split`` is auto, val or test."""
         train, val, test = self._splits()
+        if not self.labelled:
+            raise SsltkError(f"{type(self).__name__} has no labels (an unlabelled folder of images): evaluation "
+                             "needs labelled data; evaluate on a labelled set with --data, or skip it")
         if split == "auto":
             split = "val" if val is not None else "test"
         chosen = {"val": val, "test": test}.get(split)
@@ -127,9 +133,15 @@ class DataSource:
         return train, chosen, split
 
     @property
+    def labelled(self) -> bool:
+        """Whether the data carries class labels (an unlabelled folder gives every image -1)."""
+        return self.num_classes > 0
+
+    @property
     def num_classes(self) -> int:
+        """Largest label + 1 over every split; 0 for unlabelled data."""
         labels = [s.labels for s in self._splits() if s is not None]
-        return int(torch.cat(labels).max().item()) + 1
+        return max(int(torch.cat(labels).max().item()) + 1, 0)
 
     def spec(self) -> DataSpec:
         imgs = self.train.images

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from ..errors import SsltkError
 from .base import DataSource, ImageSet
-from .imagefolder import decode_folder, find_images
+from .imagefolder import decode_folder, open_records
+from .records import FileRecords, scan_folder
 from .stats import NAMED_STATS, resolve_stats
 
 
@@ -142,7 +143,8 @@ class Cifar10(DataSource):
             if self.label_key == "coarse_labels":
                 raise SsltkError(f"{type(self).__name__.lower()} needs the official files for its "
                                  f"{self.label_key!r}: an image tree at {self.root} has one folder per fine class")
-            return ImageFolder(str(self.root), size=32, stats=self.stats_name).load_splits()
+            return ImageFolder(str(self.root), size=32, stats=self.stats_name, labels="folders",
+                               stream=False).load_splits()
         folder = self._dir()
         train = self._read(folder, self.train_files)
         test = self._read(folder, self.test_files) if all((folder / f).is_file() for f in self.test_files) else None
@@ -150,39 +152,57 @@ class Cifar10(DataSource):
 
 
 class ImageFolder(DataSource):
-    """Any ``root/<class>/<image>`` tree, decoded once in parallel workers and resized to ``size`` x ``size``.
+    """Any folder of images: ``root/<class>/.../<image>`` (labelled by the first folder), or a flat or nested folder
+    of unlabelled images (``labels: none``, or ``auto`` when ``root`` holds image files itself).
 
     If ``root`` holds ``train/`` (and optionally ``test/`` or ``val/``) class trees, those are the official splits.
-    Unreadable images stop loading with their paths listed, unless ``skip_corrupt`` is set, in which case they are
-    skipped and their paths printed. ``stats`` is ``computed`` (measured on the training images) or a preset name.
+    Images are decoded in ``workers`` processes and resized to ``size`` x ``size``. ``stream``: ``false`` decodes the
+    set once into memory; ``true`` keeps only the file list and decodes each batch in the workers, cropping from the
+    full-resolution image (:mod:`ssltk.data.stream`); ``auto`` streams when the decoded set would take more than a
+    quarter of this machine's memory, and says so. Unreadable images stop loading (in memory) or training
+    (streamed) with their paths, unless ``skip_corrupt`` is set. ``stats`` is ``computed`` (measured on the training
+    images) or a preset name. Unlabelled images train every self-supervised objective; evaluators that need labels
+    say so.
     """
 
     def __init__(self, root: str = "data", size: int = 32, val_size: Union[int, float] = 0,
                  train_size: Optional[int] = None, split_seed: int = 0, stats: str = "computed",
-                 workers: int = 2, skip_corrupt: bool = False):
+                 workers: int = 2, skip_corrupt: bool = False, labels: str = "auto",
+                 stream: Union[bool, str] = "auto"):
         super().__init__(val_size=val_size, train_size=train_size, split_seed=split_seed)
         self.root, self.size, self.stats = Path(root).expanduser(), size, stats
-        self.workers, self.skip_corrupt = workers, skip_corrupt
+        self.workers, self.skip_corrupt, self.labels, self.stream = workers, skip_corrupt, labels, stream
+        check_stream_option(stream)
 
     def _roots(self) -> Tuple[Path, Optional[Path]]:
         if not self.root.is_dir():
-            raise SsltkError(f"image folder not found: {self.root} (expected {self.root}/<class>/<image>)")
+            raise SsltkError(f"image folder not found: {self.root} (expected {self.root}/<image> or "
+                             f"{self.root}/<class>/<image>)")
         train = self.root / "train"
         if train.is_dir() and any(p.is_dir() for p in train.iterdir()):
             test = next((self.root / n for n in ("test", "val") if (self.root / n).is_dir()), None)
             return train, test
         return self.root, None
 
+    def _open(self, root: Path, classes: Optional[List[str]], labels: str, what: str) -> ImageSet:
+        paths, ids, classes = scan_folder(root, labels, classes)
+        return open_records(FileRecords(paths), ids, classes, self.size, self.workers, self.skip_corrupt,
+                            self.stream, what)
+
     def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
         train_root, test_root = self._roots()
-        paths, labels, classes = find_images(train_root)
-        train = decode_folder(paths, labels, classes, self.size, self.workers, self.skip_corrupt)
+        train = self._open(train_root, None, self.labels, f"{train_root}")
         test = None
         if test_root is not None:
-            tpaths, tlabels, _ = find_images(test_root, classes)
-            test = decode_folder(tpaths, tlabels, classes, self.size, self.workers, self.skip_corrupt)
+            labelled = "none" if not train.classes else "folders"
+            test = self._open(test_root, train.classes or None, labelled, f"{test_root}")
         self.mean, self.std = resolve_stats(self.stats, train.images)
         return train, test
+
+
+def check_stream_option(stream) -> None:
+    if not isinstance(stream, bool) and stream != "auto":
+        raise SsltkError(f"--data.stream must be true, false or auto, got {stream!r}")
 
 
 class Cifar100(Cifar10):

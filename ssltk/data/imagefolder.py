@@ -1,74 +1,74 @@
-"""Parallel decoding of an image tree into one uint8 tensor (the large-folder path of shared/DESIGN.md)."""
+"""Image sets read from files: decoded once into one uint8 tensor (in memory) or kept as records to stream.
+
+Both paths hold an image through :func:`ssltk.data.stream.load_resized`, so an image streamed without a geometric
+recipe has exactly the pixels the in-memory tensor holds.
+"""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import SsltkError
 from .base import ImageSet
+from .records import IMAGE_SUFFIXES, FileRecords, Records, scan_folder  # noqa: F401  (IMAGE_SUFFIXES re-exported)
+from .stream import StreamImages, choose_stream, load_resized
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
-
-def find_images(root: Path, classes: Optional[Sequence[str]] = None) -> Tuple[List[Path], List[int], List[str]]:
-    """Paths and class ids of every image below ``root/<class>/``; classes sorted by name unless given."""
-    if classes is None:
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise SsltkError(f"no class folders in {root} (expected {root}/<class>/<image>)")
-    paths, labels = [], []
-    for idx, name in enumerate(classes):
-        folder = root / name
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.rglob("*")):
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-                paths.append(p)
-                labels.append(idx)
-    if not paths:
-        raise SsltkError(f"no images found below {root} (suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return paths, labels, list(classes)
+def find_images(root: Path, classes: Optional[Sequence[str]] = None,
+                labels: str = "folders") -> Tuple[List[Path], List[int], List[str]]:
+    """Paths and class ids of every image below ``root``: see :func:`ssltk.data.records.scan_folder`."""
+    return scan_folder(root, labels, classes)
 
 
 class _Decode(Dataset):
-    def __init__(self, paths: Sequence[Path], size: int):
-        self.paths, self.size = paths, size
+    def __init__(self, records: Records, size: int):
+        self.records, self.size = records, size
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.records)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         try:
-            with Image.open(self.paths[i]) as img:
-                img = img.convert("RGB")
-                if img.size != (self.size, self.size):
-                    img = img.resize((self.size, self.size), Image.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8).copy()
-            return torch.from_numpy(arr).permute(2, 0, 1), i, ""
+            return load_resized(self.records, i, self.size), i, ""
         except Exception as exc:
             return torch.zeros(3, self.size, self.size, dtype=torch.uint8), i, f"{type(exc).__name__}: {exc}"
 
 
-def decode_folder(paths: List[Path], labels: List[int], classes: List[str], size: int, workers: int,
-                  skip_corrupt: bool) -> ImageSet:
-    out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
+def decode_records(records: Records, labels: List[int], classes: List[str], size: int, workers: int,
+                   skip_corrupt: bool) -> ImageSet:
+    """Every record decoded and resized to ``size`` in ``workers`` processes, as one in-memory ImageSet."""
+    out = torch.empty(len(records), 3, size, size, dtype=torch.uint8)
     bad: List[Tuple[int, str]] = []
-    loader = DataLoader(_Decode(paths, size), batch_size=256, num_workers=workers, shuffle=False)
+    loader = DataLoader(_Decode(records, size), batch_size=256, num_workers=workers, shuffle=False)
     for imgs, idx, errors in loader:
         out[idx] = imgs
         bad.extend((int(i), e) for i, e in zip(idx, errors) if e)
-    keep = torch.ones(len(paths), dtype=torch.bool)
+    keep = torch.ones(len(records), dtype=torch.bool)
     if bad:
-        listing = "; ".join(f"{paths[i]} ({e})" for i, e in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        listing = "; ".join(f"{records.name(i)} ({e})" for i, e in bad[:5]) + (
+            f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         if not skip_corrupt:
             raise SsltkError(f"{len(bad)} unreadable image(s): {listing} (pass --data.skip_corrupt true to skip them)")
         print(f"ssltk: skipping {len(bad)} unreadable image(s): {listing}", file=sys.stderr)
         keep[[i for i, _ in bad]] = False
-    return ImageSet(out[keep], torch.tensor(labels)[keep], classes)
+    return ImageSet(out[keep], torch.tensor(labels, dtype=torch.long)[keep], classes)
+
+
+def decode_folder(paths: List[Path], labels: List[int], classes: List[str], size: int, workers: int,
+                  skip_corrupt: bool) -> ImageSet:
+    """Image files decoded into memory (:func:`decode_records` over the files)."""
+    return decode_records(FileRecords(list(paths)), labels, classes, size, workers, skip_corrupt)
+
+
+def open_records(records: Records, labels: List[int], classes: List[str], size: int, workers: int,
+                 skip_corrupt: bool, stream: Union[bool, str], what: str) -> ImageSet:
+    """An ImageSet over ``records``: streamed (a :class:`StreamImages`) or decoded into memory, as ``stream`` says
+    (``auto``: by the memory the decoded set would take, :func:`ssltk.data.stream.choose_stream`)."""
+    if choose_stream(stream, len(records), size, what=what):
+        images = StreamImages(records, size, workers=workers, skip_corrupt=skip_corrupt)
+        return ImageSet(images, torch.tensor(labels, dtype=torch.long), classes)
+    return decode_records(records, labels, classes, size, workers, skip_corrupt)

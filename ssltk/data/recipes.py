@@ -39,6 +39,17 @@ class Augmentation:
     def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
         raise NotImplementedError
 
+    # the streaming split (ssltk.data.stream) ------------------------------------------------------------------------
+    def geometry(self):
+        """The geometric half of this recipe, for streaming workers to apply to the full-resolution image, or None
+        (the default) when the whole recipe runs on the device from images resized to the data's size."""
+        return None
+
+    def photometric(self, views: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        """The rest of the recipe on uint8 views (n, C, S, S) that :meth:`geometry` made; only recipes with a
+        geometric half have one."""
+        raise NotImplementedError(f"{type(self).__name__} has no geometric split")
+
 
 class ContrastiveAugment(Augmentation):
     """The relational / SimCLR recipe (paper 002, section 4; 000, A.3): RandomResizedCrop(scale 0.08-1, ratio
@@ -65,7 +76,25 @@ class ContrastiveAugment(Augmentation):
         n = x.shape[0]
         boxes = crop_boxes(n, h, w, self.scale, self.ratio, g, dev)
         flip = torch.rand(n, generator=g, device=dev) < self.flip_p
-        x = resized_crop(x, boxes, self.size, flip)
+        return self._colour(resized_crop(x, boxes, self.size, flip), g)
+
+    def geometry(self):
+        """RandomResizedCrop, taken in the workers from the full-resolution image (resized with antialiasing, as
+        torchvision does on PIL images); flip and colour stay on the device."""
+        from .stream import ResizedCropGeometry
+
+        self._check()
+        return ResizedCropGeometry(int(self.size), tuple(self.scale), tuple(self.ratio))
+
+    def photometric(self, views: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        self._check()
+        x = to_float(views)
+        flip = (torch.rand(x.shape[0], generator=generator, device=x.device) < self.flip_p).view(-1, 1, 1, 1)
+        return self._colour(torch.where(flip, x.flip(-1), x), generator)
+
+    def _colour(self, x: Tensor, g: Optional[torch.Generator]) -> Tensor:
+        """Jitter with ``jitter_p``, grayscale with ``gray_p``, normalise: the recipe after the crop and flip."""
+        dev, n, c = x.device, x.shape[0], x.shape[1]
         if self.jitter_p > 0 and any(self.jitter):
             idx = (torch.rand(n, generator=g, device=dev) < self.jitter_p).nonzero().squeeze(1)
             if idx.numel():
@@ -198,6 +227,9 @@ class PerImageContrastive(ContrastiveAugment):
     of every image goes through torchvision's PIL transforms one at a time on the CPU (RandomResizedCrop, HFlip,
     RandomApply(ColorJitter), RandomGrayscale, ToTensor, Normalize). Same options as ``contrastive``; slow by
     design. Draws from torch's global generator, which the trainer seeds every epoch."""
+
+    def geometry(self):
+        return None  # the reference pipeline stays whole: streamed images reach it resized to the data's size
 
     def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
         import torchvision.transforms as T

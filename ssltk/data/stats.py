@@ -19,8 +19,16 @@ NAMED_STATS: Dict[str, Stats] = {
 }
 
 
-def compute_stats(images: Tensor, max_images: int = 10000) -> Stats:
-    """Mean and standard deviation per channel of uint8 images, scaled to [0, 1]."""
+def compute_stats(images: Tensor, max_images: int = 10000, max_streamed: int = 2000) -> Stats:
+    """Mean and standard deviation per channel of uint8 images, scaled to [0, 1]: over the first ``max_images``, or
+    for streamed images over a seeded sample of ``max_streamed`` (decoding a whole set larger than memory to
+    normalise it would cost an epoch)."""
+    if not isinstance(images, Tensor):
+        import torch
+
+        n = len(images)
+        pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:max_streamed].sort().values
+        images = torch.cat(list(images[pick].batches()))
     x = images[:max_images].double().div_(255.0)
     mean = x.mean(dim=(0, 2, 3))
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)

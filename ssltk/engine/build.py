@@ -140,6 +140,10 @@ def build_objective(spec: Spec, in_dim: int, num_classes: int) -> Any:
     extra: Dict[str, Any] = {"in_dim": int(in_dim)}
     if "num_classes" in inspect.signature(cls.__init__).parameters \
             and (spec.get("init_args") or {}).get("num_classes") is None:
+        if num_classes < 1:
+            raise SsltkError(f"{registry_name('objective', spec['class_path'])} sizes itself by the number of "
+                             "classes, and the data has no labels (an unlabelled folder): set "
+                             "--objective.num_classes, or use labelled data")
         extra["num_classes"] = int(num_classes)
     return build(spec, **extra)
 

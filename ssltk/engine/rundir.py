@@ -35,6 +35,10 @@ RESUMABLE_TRAINER = {"epochs", "run_dir", "progress", "log_every", "checkpoint_e
                      "data_on_device", "distributed", "backend", "compile", "loggers", "knn_every"}
 
 
+#: lock files this process holds: POSIX record locks do not conflict within one process
+_HELD_HERE: set = set()
+
+
 class RunLock:
     """Exclusive ownership of a run directory for as long as the process holds it (a context manager)."""
 
@@ -43,6 +47,10 @@ class RunLock:
         self._fh = None
 
     def __enter__(self) -> "RunLock":
+        key = str((self.run_dir / LOCK_NAME).resolve())
+        if key in _HELD_HERE:  # checked before opening: closing a second handle would drop this process's lock
+            raise SsltkError(f"{self.run_dir} is in use by ssltk process {os.getpid()}; wait for it to finish or "
+                             "choose another directory")
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.run_dir / LOCK_NAME, "a+")
@@ -52,7 +60,9 @@ class RunLock:
                                 "; choose a writable --trainer.run_dir")) from None
         if fcntl is not None:
             try:
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # a POSIX record lock belongs to this process alone: an flock would be shared with every forked
+                # DataLoader worker, which outlives a killed trainer by seconds and would refuse the resume
+                fcntl.lockf(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 self._fh.seek(0)
                 owner = self._fh.read().strip() or "another process"
@@ -64,11 +74,14 @@ class RunLock:
         self._fh.truncate()
         self._fh.write(f"ssltk process {os.getpid()}\n")
         self._fh.flush()
+        self._key = key
+        _HELD_HERE.add(key)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        _HELD_HERE.discard(getattr(self, "_key", None))
         if self._fh is not None:
-            self._fh.close()  # closing releases the flock; the file stays, harmless and reusable
+            self._fh.close()  # closing releases the lock; the file stays, harmless and reusable
             self._fh = None
 
 

@@ -33,7 +33,8 @@ from torch import nn
 
 from .. import distributed as dist_util
 from ..errors import Interrupted, SsltkError, check_at_least, warn
-from ..interfaces import FitContext, ObjectiveOutput, ViewBatch
+from ..data.stream import StreamGroup, StreamImages, epoch_batches
+from ..interfaces import FitContext, ObjectiveOutput, ViewBatch, ViewGroup
 from .build import build, build_objective, check_config, import_class, registry_name
 from .checkpoint import load_training_state, save_backbone, save_training_state
 from .precision import amp_enabled, autocast
@@ -280,8 +281,21 @@ class Trainer:
             self.augment = build(self.config["augment"]).configure(self.spec)
         else:
             self.augment = self.objective.augmentation(self.spec)
-        self.images = train.images.to(self.device) if cfg.data_on_device else train.images
-        self.batches = HostBatches(self.images, self.device, cfg.batch_size // max(self.world_size, 1))
+        groups = self.objective.view_groups(self.spec)
+        if groups is None:
+            groups = [ViewGroup(int(self.objective.num_views), self.augment)]
+        elif self.config.get("augment"):
+            raise SsltkError(f"{type(self.objective).__name__} makes several view groups, each with its own recipe: "
+                             "--augment cannot replace them (set the objective's own options instead)")
+        self.groups: List[ViewGroup] = groups
+        self.streaming = isinstance(train.images, StreamImages)
+        if self.streaming:  # decoded by workers a batch at a time; the geometric half of each recipe runs there
+            self.images = train.images
+            self.stream_groups = [StreamGroup(g.num_views, g.augmentation.geometry(), self.spec.image_size)
+                                  for g in groups]
+        else:
+            self.images = train.images.to(self.device) if cfg.data_on_device else train.images
+            self.batches = HostBatches(self.images, self.device, cfg.batch_size // max(self.world_size, 1))
         self.labels = train.labels.to(self.device)
         if cfg.batch_size % self.world_size:
             raise SsltkError(f"batch size {cfg.batch_size} (the global batch) does not split over "
@@ -304,6 +318,9 @@ class Trainer:
 
     def _check_before_training(self) -> None:
         """What would fail or mislead only after training, said before any training time is spent."""
+        if self.eval_cfg.linear and not self.data.labelled:
+            warn("the data has no labels (an unlabelled folder): the linear evaluation at the end of fit is skipped")
+            self.eval_cfg.linear = False
         if self.eval_cfg.linear:
             self.data.eval_pair(self.eval_cfg.split)  # raises for a split the data does not have
             if self.spec.num_classes < 2:
@@ -459,7 +476,13 @@ class Trainer:
         else:
             perm = torch.multinomial(weights.detach().double().cpu(), len(self.labels), replacement=True,
                                      generator=order)
-        k = int(self.objective.num_views)
+        k = int(self.groups[0].num_views)
+        several = len(self.groups) > 1
+        if self.streaming:
+            order = [perm[i * cfg.batch_size + self.rank * self.local_batch:][: self.local_batch]
+                     for i in range(self.steps_per_epoch)]
+            streamed = epoch_batches(self.images, order, self.stream_groups,
+                                     (seed + 104_729 * self.rank) % (2**63 - 1), pin=self.cuda)
         total_steps = cfg.epochs * self.steps_per_epoch
         use_labels = bool(getattr(self.objective, "uses_labels", False))
         t_epoch, seen = time.perf_counter(), 0
@@ -468,14 +491,23 @@ class Trainer:
         logs_sum: Dict[str, torch.Tensor] = {}
         last_loss, t_mark, views_mark = float("nan"), t_epoch, 0
         for i in range(self.steps_per_epoch):
-            start = i * cfg.batch_size + self.rank * self.local_batch
-            idx = perm[start : start + self.local_batch]
-            imgs = self.batches(idx)
-            views = self.augment(imgs, k, gen)
+            if self.streaming:
+                idx, parts = next(streamed)
+                made = [grp.augmentation(part.to(self.device, non_blocking=True), grp.num_views, gen)
+                        if sg.geometry is None else
+                        grp.augmentation.photometric(part.to(self.device, non_blocking=True), gen)
+                        for grp, sg, part in zip(self.groups, self.stream_groups, parts)]
+            else:
+                start = i * cfg.batch_size + self.rank * self.local_batch
+                idx = perm[start : start + self.local_batch]
+                imgs = self.batches(idx)
+                made = [grp.augmentation(imgs, grp.num_views, gen) for grp in self.groups]
             if cfg.channels_last:
-                views = views.contiguous(memory_format=torch.channels_last)
+                made = [v.contiguous(memory_format=torch.channels_last) for v in made]
+            views = made[0]
             labels = self.labels[idx.to(self.device)] if use_labels else None
-            batch = ViewBatch(views=views, num_views=k, index=idx, labels=labels)
+            batch = ViewBatch(views=views, num_views=k, index=idx, labels=labels, groups=made if several else None,
+                              group_views=[g.num_views for g in self.groups] if several else None)
             with autocast(self.device, self.amp, self.amp_dtype):
                 out = self._compiled_forward(batch) if cfg.compile else self._forward(batch)
             loss = out.loss.float()
@@ -483,7 +515,7 @@ class Trainer:
             self.optimizer_step(loss)
             self.global_step += 1
             self.objective.after_optimizer_step(self.backbone, self.global_step, self.global_step / total_steps)
-            seen += views.shape[0]
+            seen += sum(v.shape[0] for v in made)
             loss_sum += loss.detach()
             for key, val in out.logs.items():
                 val = torch.as_tensor(val, device=self.device).detach().float()

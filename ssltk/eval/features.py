@@ -27,6 +27,10 @@ def eval_mode(backbone: nn.Module):
 def _normalised_batches(images: Tensor, mean: Sequence[float], std: Sequence[float], device: torch.device,
                         batch_size: int) -> Iterator[Tensor]:
     transform = EvalTransform(mean, std)
+    if not isinstance(images, Tensor):  # streamed: decoded in order by the workers, a batch in memory at a time
+        for batch in images.batches(batch_size):
+            yield transform(batch.to(device, non_blocking=True))
+        return
     for start in range(0, images.shape[0], batch_size):
         yield transform(images[start : start + batch_size].to(device, non_blocking=True))
 

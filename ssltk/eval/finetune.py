@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import check_at_least
 from ..data.recipes import AffineCutoutAugment
 from ..data.base import num_classes as count_classes
+from ..data.stream import pixels
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
 from .linear import accuracy
@@ -53,7 +54,7 @@ class FinetuneEval(Evaluator):
                                   cutout_p=0.5 if self.augment else 0.0).configure(spec)
         gen = torch.Generator(device=device).manual_seed(self.seed)
         order = torch.Generator().manual_seed(self.seed)
-        images, labels = train.images.to(device), train.labels.to(device)
+        images, labels = pixels(train.images).to(device), train.labels.to(device)
         n = len(train)
         for _ in range(self.epochs):
             perm = torch.randperm(n, generator=order).to(device)

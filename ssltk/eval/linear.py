@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from ..errors import SsltkError, check_at_least
 from ..data.augment import EvalTransform
 from ..data.base import num_classes as count_classes
+from ..data.stream import pixels
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import eval_mode, extract_features, extract_layer_features, resolve_layer
 from .results import write_results
@@ -162,6 +163,6 @@ def _per_batch_features(backbone: nn.Module, images: Tensor, mean, std, device: 
     @torch.no_grad()
     def features(idx: Tensor) -> Tensor:
         with eval_mode(backbone):
-            return backbone(transform(images[idx].to(device))).float()
+            return backbone(transform(pixels(images, idx.cpu()).to(device))).float()
 
     return features

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..data.base import num_classes as count_classes
+from ..data.stream import pixels
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
 from .plots import confusion_heatmap, image_grid
@@ -95,7 +96,8 @@ class RetrievalEval(Evaluator):
                     f"retrieval top-{k}: % of retrieved images per class (accuracy {metrics[f'accuracy@{k}']:.1f}%)")
             g = torch.Generator().manual_seed(self.seed + 1)
             show = torch.randperm(len(q_idx), generator=g)[: self.grid_queries]
-            rows: List[Tensor] = [torch.cat([test.images[q_idx[i]][None], gallery.images[idx[i, : self.grid_k]]])
+            rows: List[Tensor] = [torch.cat([pixels(test.images, q_idx[i : i + 1]),
+                                             pixels(gallery.images, idx[i, : self.grid_k])])
                                   for i in show.tolist()]
             artifacts["grid"] = image_grid(rows, out / "queries_top10.png")
             write_results(Path(run_dir), name, dict(metrics, split=split,

@@ -21,6 +21,7 @@ import torch
 
 from ssltk.api import load_backbone
 from ssltk.data.augment import EvalTransform
+from ssltk.data.stream import pixels
 from ssltk.engine.build import build
 from ssltk.engine.checkpoint import save_safetensors
 from ssltk.engine.trainer import read_run_config, resolve_device
@@ -81,7 +82,7 @@ def interpret(run: Path, batch: int = 64, iterations: int = 20000, lr: float = 0
     data = build(cfg["data"])
     images = data.train.images
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:batch]
-    raw = images[pick]
+    raw = pixels(images, pick)
     x = EvalTransform(data.mean, data.std)(raw.to(dev))
     result = optimise_masks(backbone, x, entities, iterations, lr, log_every)
     out = out or run / "interpret"

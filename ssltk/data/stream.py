@@ -1,0 +1,307 @@
+"""The streaming data path: images decoded from their files by DataLoader workers, a batch at a time.
+
+The in-memory path holds every training image as one uint8 tensor. This path holds only a description of where each
+image is (:mod:`ssltk.data.records`), so its memory does not grow with the set. Following the split of FFCV and DALI
+(shared/DESIGN.md, "Data larger than memory"), the work is divided where it is cheapest:
+
+- workers read and decode each image (``torchvision.io``, libjpeg-turbo; PIL for formats it lacks) and apply the
+  *geometric* part of each view's recipe to the full-resolution image, returning fixed-size uint8 views. For a
+  RandomResizedCrop recipe that is the crop, resized with antialiasing from the full image as the papers' ImageNet
+  pipelines do; a recipe without a geometric split gets the image resized to the data's ``size``, exactly what the
+  in-memory path holds;
+- the *photometric* part (flip, jitter, grayscale, normalise) stays batched on the training device
+  (:meth:`ssltk.data.recipes.Augmentation.photometric`).
+
+Every random draw of a worker comes from a generator seeded by (epoch seed, rank, step), never by the worker, so
+the views of a step do not depend on how many workers there are, and a re-run or resumed epoch sees the same views.
+"""
+from __future__ import annotations
+
+import io
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import SsltkError
+from .records import Records
+
+_TV_FORMATS = (b"\xff\xd8", b"\x89PNG", b"GIF8", b"RIFF")  # JPEG, PNG, GIF, WEBP: what torchvision.io decodes
+# torchvision 0.29 announces that its decoders move to TorchCodec, whose image path needs FFmpeg's libraries on the
+# machine; until that is a plain pip install, torchvision.io stays (libjpeg-turbo, measured 1.35x PIL on a 450 px
+# JPEG here), and PIL takes over if a later torchvision drops it
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision are deprecated",
+                        category=DeprecationWarning)
+try:
+    from torchvision.io import ImageReadMode, decode_image as _tv_decode
+except ImportError:  # pragma: no cover - a torchvision without image decoding
+    _tv_decode = None
+
+
+def decode_image(data: bytes) -> Tensor:
+    """uint8 (3, H, W) RGB from an encoded image: torchvision.io for JPEG/PNG/GIF/WEBP, PIL for the rest."""
+    if _tv_decode is not None and data[:4].startswith(_TV_FORMATS):
+        img = _tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        return img[0] if img.dim() == 4 else img  # an animated GIF: its first frame, as PIL gives
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    return torch.from_numpy(arr).permute(2, 0, 1)
+
+
+def resize_u8(img: Tensor, size: int) -> Tensor:
+    """uint8 (C, H, W) -> (C, size, size), bilinear with antialiasing (PIL's filter, on torch's uint8 kernels)."""
+    if img.shape[-2:] == (size, size):
+        return img.contiguous()
+    return F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def load_resized(records: Records, i: int, size: int) -> Tensor:
+    """Record i decoded and resized to ``size`` x ``size``: the one function both data paths hold images through."""
+    return resize_u8(decode_image(records.read(i)), size)
+
+
+@dataclass
+class ResizedCropGeometry:
+    """The geometric half of a RandomResizedCrop recipe, run in a worker on the full-resolution image: torchvision's
+    box sampling (:func:`ssltk.data.augment.crop_boxes`), then the box resized to ``size`` with antialiasing."""
+
+    size: int
+    scale: Tuple[float, float]
+    ratio: Tuple[float, float]
+
+    def __call__(self, img: Tensor, num_views: int, g: torch.Generator) -> Tensor:
+        from .augment import crop_boxes
+
+        _, h, w = img.shape
+        boxes = crop_boxes(num_views, h, w, self.scale, self.ratio, g, "cpu").long().tolist()
+        return torch.stack([resize_u8(img[:, t : t + bh, l : l + bw], self.size) for t, l, bh, bw in boxes])
+
+
+@dataclass
+class StreamGroup:
+    """What the workers make for one view group: ``num_views`` crops through ``geometry``, or (``geometry`` None)
+    the image resized to ``size`` once, for a recipe that does all its work on the device."""
+
+    num_views: int
+    geometry: Optional[ResizedCropGeometry]
+    size: int
+
+
+class StreamImages:
+    """Images of a record store, decoded on demand: the streaming stand-in for a uint8 (N, C, H, W) tensor.
+
+    It answers ``shape``, ``len`` and indexing: an integer gives that image's pixels; a slice, a list or an index
+    tensor gives another StreamImages over those images (nothing is decoded). :meth:`batches` decodes in order with
+    ``workers`` processes and bounded memory; :meth:`materialize` decodes everything (for small sets only).
+
+    With ``skip_corrupt`` an unreadable image is replaced by the next readable one in dataset order (its path printed
+    once), so batch shapes and the seeded order stay as they are; without it, reading it stops with its path.
+    """
+
+    dtype = torch.uint8
+    device = torch.device("cpu")
+
+    def __init__(self, records: Records, size: int, index: Optional[Tensor] = None, workers: int = 2,
+                 skip_corrupt: bool = False):
+        self.records, self.size, self.workers, self.skip_corrupt = records, int(size), int(workers), skip_corrupt
+        self.index = torch.arange(len(records)) if index is None else index.long().cpu()
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.index), 3, self.size, self.size))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def dim(self) -> int:
+        return 4
+
+    def _subset(self, index: Tensor) -> "StreamImages":
+        return StreamImages(self.records, self.size, index, self.workers, self.skip_corrupt)
+
+    def __getitem__(self, key) -> Union[Tensor, "StreamImages"]:
+        if isinstance(key, int) or (isinstance(key, Tensor) and key.dim() == 0):
+            return self.read(int(self.index[int(key)]))
+        if isinstance(key, Tensor) and key.dtype == torch.bool:
+            key = key.nonzero().squeeze(1)
+        return self._subset(self.index[key.cpu() if isinstance(key, Tensor) else key])
+
+    def to(self, *args, **kwargs) -> "StreamImages":
+        """Stays where it is: streamed images reach the device a batch at a time."""
+        return self
+
+    def read(self, record: int) -> Tensor:
+        """One record's pixels at ``size``; corrupt records follow the ``skip_corrupt`` rule."""
+        return read_or_substitute(self.records, record, self.size, self.skip_corrupt)
+
+    def batches(self, batch_size: int = 256) -> Iterator[Tensor]:
+        """uint8 (b, 3, size, size) batches in dataset order, decoded by ``workers`` processes."""
+        chunks = [self.index[s : s + batch_size] for s in range(0, len(self.index), batch_size)]
+        loader = _loader(_InOrder(self.records, self.size, chunks, self.skip_corrupt), self.workers)
+        for imgs, notes in loader:
+            _report(notes)
+            yield imgs
+
+    def materialize(self) -> Tensor:
+        """Every image as one tensor: what an evaluator that needs random access to pixels (finetuning) uses."""
+        return torch.cat(list(self.batches())) if len(self) else torch.empty(0, 3, self.size, self.size,
+                                                                             dtype=torch.uint8)
+
+
+def _first_readable(records: Records, record: int, skip_corrupt: bool, load) -> Tensor:
+    """``load(record)``, or with ``skip_corrupt`` that of the next readable record in dataset order (the skipped
+    file named on stderr); without it, an :class:`SsltkError` naming the file."""
+    n = len(records)
+    for step in range(n):
+        r = (record + step) % n
+        try:
+            return load(r)
+        except Exception as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            msg = f"{records.name(r)} ({type(exc).__name__}: {detail})"
+            if not skip_corrupt:
+                raise SsltkError(f"unreadable image: {msg} (pass --data.skip_corrupt true to skip it)") from None
+            print(f"ssltk: skipping unreadable image {msg}", file=sys.stderr)
+    raise SsltkError("no readable image in the data")
+
+
+def read_or_substitute(records: Records, record: int, size: int, skip_corrupt: bool) -> Tensor:
+    """Pixels of ``record`` at ``size`` px, under the ``skip_corrupt`` rule."""
+    return _first_readable(records, record, skip_corrupt, lambda r: load_resized(records, r, size))
+
+
+def read_full(records: Records, record: int, skip_corrupt: bool) -> Tensor:
+    """Pixels of ``record`` at full resolution (what geometric crops are taken from), under the same rule."""
+    return _first_readable(records, record, skip_corrupt, lambda r: decode_image(records.read(r)))
+
+
+def _report(notes: Sequence[str]) -> None:
+    if notes:
+        raise SsltkError(notes[0])
+
+
+class _InOrder(Dataset):
+    def __init__(self, records: Records, size: int, chunks: List[Tensor], skip_corrupt: bool):
+        self.records, self.size, self.chunks, self.skip_corrupt = records, size, chunks, skip_corrupt
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, c: int):
+        try:
+            imgs = [read_or_substitute(self.records, int(r), self.size, self.skip_corrupt) for r in self.chunks[c]]
+            return torch.stack(imgs), []
+        except SsltkError as exc:  # said by the main process in one line, not as a worker traceback
+            return torch.empty(0), [str(exc)]
+
+
+def mix_seed(*parts: int) -> int:
+    """One 63-bit seed from several integers (splitmix-style), so nearby steps get unrelated streams."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class _StepViews(Dataset):
+    """Item ``step``: this rank's images of that step, each group's views made by the geometric half, view-major."""
+
+    def __init__(self, images: StreamImages, order: Tensor, groups: List[StreamGroup], seed: int):
+        self.images, self.order, self.groups, self.seed = images, order, groups, seed
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, step: int):
+        idx = self.order[step]
+        g = torch.Generator().manual_seed(mix_seed(self.seed, step))
+        per_group: List[List[Tensor]] = [[] for _ in self.groups]
+        try:
+            for i in idx.tolist():
+                record = int(self.images.index[i])
+                full = None
+                for slot, grp in zip(per_group, self.groups):
+                    if grp.geometry is None:
+                        slot.append(read_or_substitute(self.images.records, record, grp.size,
+                                                       self.images.skip_corrupt)[None])
+                    else:
+                        if full is None:
+                            full = read_full(self.images.records, record, self.images.skip_corrupt)
+                        slot.append(grp.geometry(full, grp.num_views, g))
+        except SsltkError as exc:
+            return idx, [], [str(exc)]
+        out = []
+        for slot, grp in zip(per_group, self.groups):
+            stacked = torch.stack(slot)  # (B, k, C, S, S)
+            out.append(stacked.transpose(0, 1).reshape(-1, *stacked.shape[2:]).contiguous())
+        return idx, out, []
+
+
+def _loader(dataset: Dataset, workers: int, pin: bool = False) -> DataLoader:
+
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin,
+                      prefetch_factor=4 if workers > 0 else None, persistent_workers=False)
+
+
+def epoch_batches(images: StreamImages, order: List[Tensor], groups: List[StreamGroup], seed: int,
+                  pin: bool = False) -> Iterator[Tuple[Tensor, List[Tensor]]]:
+    """(index, [group views]) for each step of an epoch, where ``order[step]`` are this rank's dataset positions of
+    that step and ``seed`` is the (epoch, rank) seed. A group with geometry yields (k * B, C, S, S) views,
+    view-major; a group without yields the (B, C, size, size) images for its recipe to make the views."""
+    for idx, views, notes in _loader(_StepViews(images, torch.stack(order) if order else torch.empty(0), groups,
+                                                seed), images.workers, pin):
+        _report(notes)
+        yield idx, views
+
+
+def stream_bytes_estimate(n: int, size: int, channels: int = 3) -> int:
+    """Bytes the in-memory path would hold for ``n`` images at ``size`` px."""
+    return int(n) * channels * int(size) ** 2
+
+
+def memory_total() -> Optional[int]:
+    """Physical memory of this machine in bytes, where the platform says it."""
+    try:
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def choose_stream(stream: Union[bool, str], n: int, size: int, limit_fraction: float = 0.25,
+                  what: str = "data") -> bool:
+    """Whether to stream: ``true``/``false`` as given; ``auto`` streams when the decoded set would take more than
+    ``limit_fraction`` of this machine's memory, and says so."""
+    if isinstance(stream, bool):
+        return stream
+    if stream != "auto":
+        raise SsltkError(f"--data.stream must be true, false or auto, got {stream!r}")
+    need, total = stream_bytes_estimate(n, size), memory_total()
+    if total is None:
+        return False
+    limit = int(total * limit_fraction)
+    if need > limit:
+        print(f"ssltk: streaming {what} from disk: {n} images at {size} px would take {need / 2**30:.1f} GiB in "
+              f"memory, above the limit of {limit / 2**30:.1f} GiB ({limit_fraction:.0%} of {total / 2**30:.1f} GiB)",
+              file=sys.stderr)
+        return True
+    return False
+
+
+def pixels(images, index=None) -> Tensor:
+    """uint8 pixels of ``images[index]`` (all of them when ``index`` is None) as a tensor, whether ``images`` is a
+    tensor or streamed: for the few places that need the pixels themselves (picture grids, finetuning)."""
+    if isinstance(images, Tensor):
+        return images if index is None else images[index]
+    chosen = images if index is None else images[index]
+    return chosen.materialize() if isinstance(chosen, StreamImages) else chosen
