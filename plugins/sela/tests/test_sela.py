@@ -113,3 +113,32 @@ def test_the_cifar_codes_label_schedule_and_head_cycling():
     obj.on_epoch_start(ctx, 4)
     changed = [(obj.labels[t] != before[t]).any().item() for t in range(3)]
     assert changed == [False, True, False]  # epoch 4 re-labels head 4 mod 3 = 1 only
+
+
+def test_the_label_step_from_reused_buffers_equals_sinkhorn_on_each_heads_logits():
+    from ssltk_sela.objective import SelaObjective
+    from ssltk_sela.sinkhorn import sinkhorn_labels
+
+    torch.manual_seed(0)
+    obj = SelaObjective(16, clusters=8, heads=3, chunk=37)
+    obj.labels = torch.zeros(3, 300, dtype=torch.long)
+    feats = torch.randn(300, 16)
+    obj.optimise_labels(feats)
+    for t, head in enumerate(obj.heads):
+        ref = sinkhorn_labels(head(feats).detach(), obj.lam, obj.max_iters, obj.tol, 37)
+        assert torch.equal(obj.labels[t], ref.labels)
+    half = SelaObjective(16, clusters=8, heads=3, chunk=37, label_features="fp16")
+    half.heads.load_state_dict(obj.heads.state_dict())
+    half.labels = torch.zeros(3, 300, dtype=torch.long)
+    half.optimise_labels(feats)
+    assert (half.labels == obj.labels).float().mean() > 0.95  # fp16 features move only near-ties
+
+
+def test_the_imagenet_label_step_budget_fits_one_80gb_gpu():
+    from ssltk_sela.budget import label_step_budget
+
+    alex = label_step_budget(1_281_167, 3000, 10, 4096, "fp16")
+    assert abs(alex["log_probs_gib"] - 1_281_167 * 3000 * 4 / 2**30) < 1e-9
+    assert alex["total_gib"] == pytest.approx(sum(v for k, v in alex.items() if k != "total_gib"))
+    assert 35 < alex["total_gib"] < 80e9 / 2**30
+    assert label_step_budget(1_281_167, 3000, 10, 4096, "fp32")["total_gib"] > alex["total_gib"] + 9

@@ -18,6 +18,12 @@ SGD lr 0.03, momentum 0.9, weight decay 5e-4; lambda = 25 as in the paper (the C
 (``ssltk reproduce sela-small``) follows and the defaults do not: 400 label optimisations spaced linearly over
 400 epochs (``spacing: linear``), each re-labelling one head in turn (``label_heads: cycle``, head = epoch mod T),
 not every head; and the learning rate divided by 10 at 60% and 80% of the epochs.
+
+At ImageNet scale (section 3.5: N = 1,281,167, [3k x 10]) the label step runs one head at a time over two reused
+N x K float32 buffers (lambda log P and the Sinkhorn kernel), forming each head's logits from the features a chunk
+at a time; ``label_features: fp16`` keeps the features in half precision (the heads still compute in float32).
+``ssltk_sela.budget.label_step_budget`` gives the memory this takes: 42 GiB for AlexNet's 4096-d features, so the
+step fits one 80 GB GPU. The authors' code instead holds P in float64 per head on the CPU (section 3.2).
 """
 from __future__ import annotations
 
@@ -33,7 +39,10 @@ from ssltk.data.recipes import SelaAugment
 
 from ssltk.distributed import all_gather_uneven, broadcast_tensor
 
-from .sinkhorn import sinkhorn_labels
+from .sinkhorn import head_scaled_log_probs, sinkhorn_log
+
+#: precisions the features of the label step may be held in
+FEATURE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def label_epochs(epochs: int, m: int, spacing: str = "quadratic") -> List[int]:
@@ -79,7 +88,8 @@ class SelaObjective(SelaViews):
 
     def __init__(self, in_dim: int, clusters: int = 128, heads: int = 10, label_steps: int = 20, lam: float = 25.0,
                  tol: float = 1e-2, max_iters: int = 1000, warm_start: bool = False, label_step: str = "sinkhorn",
-                 chunk: int = 65536, spacing: str = "quadratic", label_heads: str = "all"):
+                 chunk: int = 65536, spacing: str = "quadratic", label_heads: str = "all",
+                 label_features: str = "fp32"):
         super().__init__(in_dim)
         if clusters < 2 or heads < 1:
             raise ValueError(f"SeLa needs clusters >= 2 and heads >= 1, got [{clusters} x {heads}]")
@@ -87,7 +97,9 @@ class SelaObjective(SelaViews):
             raise ValueError(f"spacing must be quadratic (the paper) or linear (the CIFAR code), got {spacing!r}")
         if label_heads not in ("all", "cycle"):
             raise ValueError(f"label_heads must be all or cycle (one head per label step), got {label_heads!r}")
-        self.spacing, self.label_heads = spacing, label_heads
+        if label_features not in FEATURE_DTYPES:
+            raise ValueError(f"label_features must be one of {', '.join(FEATURE_DTYPES)}, got {label_features!r}")
+        self.spacing, self.label_heads, self.label_features = spacing, label_heads, label_features
         if label_step not in ("sinkhorn", "kmeans"):
             raise ValueError(f"label_step must be sinkhorn or kmeans, got {label_step!r}")
         self.clusters, self.num_heads, self.label_steps = clusters, heads, label_steps
@@ -122,7 +134,10 @@ class SelaObjective(SelaViews):
         """Step 2 of section 3.1 for every head (or only ``heads``; the others keep their labels), from (N, D)
         features of the un-augmented training images (with ``distributed``, this rank's contiguous rows of them;
         every rank calls it together)."""
-        features = features.to(self.labels.device)
+        # features in the chosen precision (fp16 halves ImageNet's 21 GB at 4096-d); every head's logits are formed
+        # from them a chunk at a time into one float32 buffer, and the Sinkhorn kernel reuses another
+        features = features.to(self.labels.device, FEATURE_DTYPES[self.label_features])
+        a = kern = None
         new, iters = [], []
         for t, head in enumerate(self.heads):
             if heads is not None and t not in heads:
@@ -135,10 +150,12 @@ class SelaObjective(SelaViews):
                                       seed=int(self.steps_done) * 1000 + t)
                 new.append(broadcast_tensor(labels.to(self.labels.device)))  # rank 0's clustering for everyone
                 continue
-            logits = head(features.float())
-            res = sinkhorn_labels(logits, self.lam, self.max_iters, self.tol, self.chunk,
-                                  v0=self.scalings[t] if self.warm_start and int(self.steps_done) > 0 else None,
-                                  distributed=distributed)
+            a = head_scaled_log_probs(features, head, self.lam, self.chunk, out=a)
+            if kern is None:
+                kern = torch.empty_like(a)
+            res = sinkhorn_log(a, self.max_iters, self.tol, self.chunk,
+                               v0=self.scalings[t] if self.warm_start and int(self.steps_done) > 0 else None,
+                               distributed=distributed, kernel=kern)
             self.scalings[t] = res.v
             new.append(all_gather_uneven(res.labels.to(self.labels.device)) if distributed else res.labels)
             iters.append(res.iterations)

@@ -8,7 +8,8 @@ beta_y <- [alpha^T P^lambda]_y^-1 (Cuturi 2013). Here alpha and beta live in the
 overflows, long before float64 runs out, while log-sum-exp never leaves a moderate range.
 
 Memory: the N x K matrix lambda * log P is held once, in float32 (1,281,167 x 3,000 is 15.4 GB, against 31 GB for
-the authors' float64 P^lambda); the exponentials are formed one chunk of rows at a time. Distribution: the row
+the authors' float64 P^lambda), with the kernel E of the stabilised iteration beside it; both buffers are reused
+from head to head (``ssltk_sela.budget`` writes the whole budget down). Distribution: the row
 update is local to a row, and the column update's log-sum-exp over N is the only reduction (a max and a sum per
 column); with ``distributed=True`` both go through ``torch.distributed.all_reduce``, so each rank holds only its
 own rows and gets the labels of a single process on the concatenated logits.
@@ -54,6 +55,17 @@ def scaled_log_probs(logits: Tensor, lam: float, chunk: int = 65536, out: Option
     return out
 
 
+def head_scaled_log_probs(features: Tensor, head, lam: float, chunk: int = 65536,
+                          out: Optional[Tensor] = None) -> Tensor:
+    """lambda * log_softmax(head(features)) in float32, formed a chunk of rows at a time straight from the features
+    (kept in any precision), so the N x K logits never exist beside it; ``out`` reuses a buffer across heads."""
+    n, k = features.shape[0], head.out_features
+    out = torch.empty((n, k), dtype=torch.float32, device=features.device) if out is None else out[:n]
+    for s in range(0, n, chunk):
+        out[s : s + chunk] = torch.log_softmax(head(features[s : s + chunk].float()), dim=1) * lam
+    return out
+
+
 def _row_update(a: Tensor, v: Tensor, log_n: float, chunk: int) -> Tensor:
     u = torch.empty(a.shape[0], dtype=torch.float32, device=a.device)
     for s in range(0, a.shape[0], chunk):
@@ -86,7 +98,7 @@ def _kernel(a: Tensor, u: Tensor, v: Tensor, log_n: float, chunk: int, out: Opti
 
 def sinkhorn_log(a: Tensor, max_iters: int = 1000, tol: float = 1e-2, chunk: int = 65536,
                  v0: Optional[Tensor] = None, distributed: bool = False, absorb_at: float = 20.0,
-                 mode: str = "stabilized") -> SinkhornResult:
+                 mode: str = "stabilized", kernel: Optional[Tensor] = None) -> SinkhornResult:
     """Solve eq. 7 for ``a = lambda * log P`` (N x K, float32; this rank's rows when ``distributed``).
 
     ``v0`` warm-starts the column scalings (a previous result's ``v``); otherwise they start uniform, as in the
@@ -97,6 +109,7 @@ def sinkhorn_log(a: Tensor, max_iters: int = 1000, tol: float = 1e-2, chunk: int
     leaves [e^-absorb_at, e^absorb_at], so float32 never overflows (Schmitzer 2019, "stabilized sparse scaling").
     A column whose kernel entries all underflow takes one exact log-domain update instead. ``mode="log"`` does
     every iteration in the log domain: slower (exponentials every iteration), the reference for the tests.
+    ``kernel`` is an N x K float32 buffer for E, reused across calls (SeLa's heads) instead of allocated each time.
     """
     if a.dim() != 2:
         raise ValueError(f"expected an N x K matrix, got shape {tuple(a.shape)}")
@@ -119,28 +132,29 @@ def sinkhorn_log(a: Tensor, max_iters: int = 1000, tol: float = 1e-2, chunk: int
             v = -log_k - lse
             u = _row_update(a, v, log_n, chunk)
     else:
-        u, v, it, err = _stabilized(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at)
+        u, v, it, err = _stabilized(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at,
+                                    kernel)
     labels = torch.empty(n_local, dtype=torch.long, device=a.device)
     for s in range(0, n_local, chunk):
         labels[s : s + chunk] = (a[s : s + chunk] + v).argmax(1)
     return SinkhornResult(labels, u, v, it, err)
 
 
-def _stabilized(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at):
+def _stabilized(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at, kernel=None):
     # most kernel entries of a peaked P^lambda are below float32's normal range: denormal arithmetic is many
     # times slower on CPUs, and those entries are negligible, so they are flushed to zero while iterating
     flush = torch.set_flush_denormal(True)
     try:
-        return _stabilized_loop(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at)
+        return _stabilized_loop(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at, kernel)
     finally:
         if flush:
             torch.set_flush_denormal(False)
 
 
-def _stabilized_loop(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at):
+def _stabilized_loop(a, u, v, log_n, log_k, n, k, max_iters, tol, chunk, distributed, absorb_at, kernel=None):
     n_local = a.shape[0]
     err, it = math.inf, 0
-    kern = _kernel(a, u, v, log_n, chunk, None)
+    kern = _kernel(a, u, v, log_n, chunk, None if kernel is None else kernel[:n_local])
     r = torch.ones(n_local, dtype=torch.float32, device=a.device)
     c = torch.ones(k, dtype=torch.float32, device=a.device)
     for it in range(1, max_iters + 1):
