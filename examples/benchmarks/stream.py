@@ -138,7 +138,7 @@ def child_torchvision(root: str, steps: int, workers: int) -> dict:
     return _timed(iter(loader), steps, lambda batch: batch[0])
 
 
-def child_ssltk(root: str, steps: int, workers: int, listing: str = "") -> dict:
+def child_ssltk(root: str, steps: int, workers: int, listing: str = "", compiled: bool = False) -> dict:
     import torch
 
     from ssltk.data.datasets import ImageFolder
@@ -151,6 +151,7 @@ def child_ssltk(root: str, steps: int, workers: int, listing: str = "") -> dict:
             ImageFolder(root, size=SIZE, stream=True, workers=workers, stats="imagenet"))
     images = data.train.images
     aug = ContrastiveAugment(SIZE, data.mean, data.std)
+    aug.compiled = compiled  # what --trainer.compile_augment sets; compiled during the warm-up batch
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     order = [perm[i * BATCH : (i + 1) * BATCH] for i in range(steps + 1)]
     gen = torch.Generator().manual_seed(1)
@@ -170,9 +171,9 @@ def _timed(batches, steps: int, finish) -> dict:
     return {"images_per_s": steps * BATCH / dt, "peak_mib": mem.peak}
 
 
-def run_child(kind: str, steps: int, workers: int, root: Path, listing: Path = None) -> dict:
+def run_child(kind: str, steps: int, workers: int, root: Path, listing: Path = None, compiled: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--root", str(root), "--steps", str(steps), "--workers",
-           str(workers)] + (["--listing", str(listing)] if listing else [])
+           str(workers)] + (["--listing", str(listing)] if listing else []) + (["--compiled"] if compiled else [])
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"{kind} failed: {out.stderr[-3000:]}")
@@ -212,10 +213,11 @@ def main() -> None:
     p.add_argument("--child", choices=["torchvision", "ssltk"], help=argparse.SUPPRESS)
     p.add_argument("--root", help=argparse.SUPPRESS)
     p.add_argument("--listing", default="", help=argparse.SUPPRESS)
+    p.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         fn = child_torchvision if args.child == "torchvision" else child_ssltk
-        extra = {"listing": args.listing} if args.child == "ssltk" else {}
+        extra = {"listing": args.listing, "compiled": args.compiled} if args.child == "ssltk" else {}
         print(json.dumps(fn(args.root, args.steps, args.workers, **extra)))
         return
 
@@ -226,14 +228,16 @@ def main() -> None:
     t0 = time.time()
     root, listing = make_folder(cifar, out, args.n, args.workers)
     made = time.time() - t0
-    tv, ours = [], []
+    tv, ours, eager = [], [], []
     for _ in range(args.rounds):
         tv.append(run_child("torchvision", args.steps, args.workers, root))
-        ours.append(run_child("ssltk", args.steps, args.workers, root))
-    double = run_child("ssltk", args.steps, args.workers, root, listing)
+        ours.append(run_child("ssltk", args.steps, args.workers, root, compiled=True))
+        eager.append(run_child("ssltk", args.steps, args.workers, root))
+    double = run_child("ssltk", args.steps, args.workers, root, listing, compiled=True)
     rounds = lambda rs: ", ".join(f"{r['images_per_s']:.1f}" for r in rs)  # noqa: E731
     tv_ips = statistics.median(r["images_per_s"] for r in tv)
     our_ips = statistics.median(r["images_per_s"] for r in ours)
+    eager_ips = statistics.median(r["images_per_s"] for r in eager)
     ours_mem = max(r["peak_mib"] for r in ours)
     lines = [
         f"folder: {2 * args.n} JPEGs 300-500 px from CIFAR-10 (made or reused in {made:.0f} s); batch {BATCH}, "
@@ -241,9 +245,10 @@ def main() -> None:
         f"torchvision ImageFolder, per-image PIL transforms in workers: {tv_ips:.1f} images/s "
         f"(rounds: {rounds(tv)}), peak PSS "
         f"{max(r['peak_mib'] for r in tv):.0f} MiB",
-        f"ssltk streaming, crop in workers + batched photometric: {our_ips:.1f} images/s "
+        f"ssltk streaming, crop in workers + batched photometric (compile_augment): {our_ips:.1f} images/s "
         f"(rounds: {rounds(ours)}), peak PSS {ours_mem:.0f} MiB",
-        f"ratio ssltk / torchvision: {our_ips / tv_ips:.2f}x (goal >= 1.5x)",
+        f"ssltk streaming, photometric eager: {eager_ips:.1f} images/s (rounds: {rounds(eager)})",
+        f"ratio ssltk / torchvision: {our_ips / tv_ips:.2f}x compiled (goal >= 1.5x), {eager_ips / tv_ips:.2f}x eager",
         f"ssltk streaming peak PSS: {args.n} images {ours_mem:.0f} MiB, {2 * args.n} images "
         f"{double['peak_mib']:.0f} MiB ({double['peak_mib'] / ours_mem:.2f}x for 2x the images)",
     ]

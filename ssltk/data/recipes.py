@@ -18,7 +18,12 @@ from .augment import (affine, affine_matrices, color_jitter, crop_boxes, cutout,
 
 
 class Augmentation:
-    """Base class of recipes: ``configure(spec)`` fills size/mean/std from the data, ``__call__`` makes views."""
+    """Base class of recipes: ``configure(spec)`` fills size/mean/std from the data, ``__call__`` makes views.
+
+    ``compiled`` (set by ``--trainer.compile_augment``) runs the recipe's colour operations through
+    ``torch.compile``, where the recipe supports it (:func:`ssltk.data.augment.jitter_ops`)."""
+
+    compiled: bool = False
 
     def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
                  std: Optional[Sequence[float]] = None):
@@ -88,9 +93,10 @@ class ContrastiveAugment(Augmentation):
 
     def photometric(self, views: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         self._check()
-        x = to_float(views)
-        flip = (torch.rand(x.shape[0], generator=generator, device=x.device) < self.flip_p).view(-1, 1, 1, 1)
-        return self._colour(torch.where(flip, x.flip(-1), x), generator)
+        flip = (torch.rand(views.shape[0], generator=generator, device=views.device) < self.flip_p).nonzero()[:, 0]
+        views = views.clone()
+        views[flip] = views[flip].flip(-1)  # on the uint8 views: a quarter of the bytes of the float ones
+        return self._colour(to_float(views), generator)
 
     def _colour(self, x: Tensor, g: Optional[torch.Generator]) -> Tensor:
         """Jitter with ``jitter_p``, grayscale with ``gray_p``, normalise: the recipe after the crop and flip."""
@@ -103,11 +109,29 @@ class ContrastiveAugment(Augmentation):
                 factors = [_uniform(m, max(0.0, 1 - v), 1 + v, g, dev) for v in (bj, cj, sj)]
                 hue = _uniform(m, -hj, hj, g, dev)
                 order = torch.randperm(4, generator=g, device=dev).tolist()
-                x[idx] = color_jitter(x[idx], *factors, hue, order)
+                x[idx] = color_jitter(x[idx], *factors, hue, order, compiled=self.compiled)
+        gmask = None
         if self.gray_p > 0 and c == 3:
             gmask = (torch.rand(n, generator=g, device=dev) < self.gray_p).view(-1, 1, 1, 1)
-            x = torch.where(gmask, grayscale(x).expand(-1, 3, -1, -1), x)
-        return normalize(x, self.mean, self.std)
+        return gray_normalize(self.compiled)(x, gmask, self.mean, self.std)
+
+
+def _gray_normalize(x: Tensor, gmask: Optional[Tensor], mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    if gmask is not None:
+        x = torch.where(gmask, grayscale(x).expand(-1, 3, -1, -1), x)
+    return normalize(x, mean, std)
+
+
+def gray_normalize(compiled: bool):
+    """Random grayscale (where ``gmask``) then normalisation, eager or compiled into one loop."""
+    if not compiled:
+        return _gray_normalize
+    if "gray" not in _COMPILED_TAIL:
+        _COMPILED_TAIL["gray"] = torch.compile(_gray_normalize, dynamic=True)
+    return _COMPILED_TAIL["gray"]
+
+
+_COMPILED_TAIL: dict = {}
 
 
 class SelaAugment(ContrastiveAugment):
