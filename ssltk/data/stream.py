@@ -225,17 +225,19 @@ class _StepViews(Dataset):
         idx = self.order[step]
         g = torch.Generator().manual_seed(mix_seed(self.seed, step))
         per_group: List[List[Tensor]] = [[] for _ in self.groups]
+        needs_full = any(grp.geometry is not None for grp in self.groups)
+        records, skip = self.images.records, self.images.skip_corrupt
         try:
             for i in idx.tolist():
                 record = int(self.images.index[i])
-                full = None
+                # decoded once per image, whatever the groups; load_resized's pixels for a group without geometry
+                full = read_full(records, record, skip) if needs_full else None
                 for slot, grp in zip(per_group, self.groups):
                     if grp.geometry is None:
-                        slot.append(read_or_substitute(self.images.records, record, grp.size,
-                                                       self.images.skip_corrupt)[None])
+                        img = (resize_u8(full, grp.size) if full is not None
+                               else read_or_substitute(records, record, grp.size, skip))
+                        slot.append(img[None])
                     else:
-                        if full is None:
-                            full = read_full(self.images.records, record, self.images.skip_corrupt)
                         slot.append(grp.geometry(full, grp.num_views, g))
         except SsltkError as exc:
             return idx, [], [str(exc)]
