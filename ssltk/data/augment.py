@@ -150,17 +150,22 @@ _JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
 _COMPILED: dict = {}
 
 
+def maybe_compiled(fn, compiled: bool):
+    """``fn``, or its ``torch.compile`` (dynamic batch size), compiled once per process."""
+    if not compiled:
+        return fn
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn, dynamic=True)
+    return _COMPILED[fn]
+
+
 def jitter_ops(compiled: bool = False):
     """The four jitter operations (brightness, contrast, saturation, hue), eager or through ``torch.compile``.
 
     Compiled, each chain of elementwise operations becomes one fused loop: on the CPU, where the batched photometric
     half is the cost of a streamed step, that is measured 3.7x faster for hue (examples/benchmarks/stream.py). Each
     op is compiled once, with a dynamic batch size, so the random order of the ops costs no recompilation."""
-    if not compiled:
-        return _JITTER_OPS
-    if not _COMPILED:
-        _COMPILED["ops"] = tuple(torch.compile(op, dynamic=True) for op in _JITTER_OPS)
-    return _COMPILED["ops"]
+    return tuple(maybe_compiled(op, compiled) for op in _JITTER_OPS)
 
 
 def color_jitter(x: Tensor, brightness: Tensor, contrast: Tensor, saturation: Tensor, hue: Tensor,

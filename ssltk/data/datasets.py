@@ -14,6 +14,7 @@ from ..errors import SsltkError
 from .base import DataSource, ImageSet
 from .imagefolder import decode_folder, open_records
 from .records import FileRecords, scan_folder
+from .stream import check_stream_option
 from .stats import NAMED_STATS, resolve_stats
 
 
@@ -198,11 +199,6 @@ class ImageFolder(DataSource):
             test = self._open(test_root, train.classes or None, labelled, f"{test_root}")
         self.mean, self.std = resolve_stats(self.stats, train.images)
         return train, test
-
-
-def check_stream_option(stream) -> None:
-    if not isinstance(stream, bool) and stream != "auto":
-        raise SsltkError(f"--data.stream must be true, false or auto, got {stream!r}")
 
 
 class Cifar100(Cifar10):

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..interfaces import DataSpec
-from .augment import (affine, affine_matrices, color_jitter, crop_boxes, cutout, grayscale, normalize,
+from .augment import (affine, affine_matrices, color_jitter, crop_boxes, cutout, grayscale, maybe_compiled, normalize,
                       resized_crop, to_float, _uniform)
 
 
@@ -113,25 +113,14 @@ class ContrastiveAugment(Augmentation):
         gmask = None
         if self.gray_p > 0 and c == 3:
             gmask = (torch.rand(n, generator=g, device=dev) < self.gray_p).view(-1, 1, 1, 1)
-        return gray_normalize(self.compiled)(x, gmask, self.mean, self.std)
+        return maybe_compiled(_gray_normalize, self.compiled)(x, gmask, self.mean, self.std)
 
 
 def _gray_normalize(x: Tensor, gmask: Optional[Tensor], mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Random grayscale (where ``gmask``) then normalisation: one fused loop when compiled."""
     if gmask is not None:
         x = torch.where(gmask, grayscale(x).expand(-1, 3, -1, -1), x)
     return normalize(x, mean, std)
-
-
-def gray_normalize(compiled: bool):
-    """Random grayscale (where ``gmask``) then normalisation, eager or compiled into one loop."""
-    if not compiled:
-        return _gray_normalize
-    if "gray" not in _COMPILED_TAIL:
-        _COMPILED_TAIL["gray"] = torch.compile(_gray_normalize, dynamic=True)
-    return _COMPILED_TAIL["gray"]
-
-
-_COMPILED_TAIL: dict = {}
 
 
 class SelaAugment(ContrastiveAugment):

@@ -10,10 +10,10 @@ from typing import List, Optional, Tuple, Union
 
 from ..errors import SsltkError
 from .base import DataSource, ImageSet
-from .datasets import check_stream_option
 from .imagefolder import open_records
 from .records import FileRecords, _label_ids, expand_shards, index_shards, read_file_list
 from .stats import resolve_stats
+from .stream import check_stream_option
 
 
 class _Sourced(DataSource):

@@ -144,10 +144,8 @@ class StreamImages:
 
     def batches(self, batch_size: int = 256) -> Iterator[Tensor]:
         """uint8 (b, 3, size, size) batches in dataset order, decoded by ``workers`` processes."""
-        chunks = [self.index[s : s + batch_size] for s in range(0, len(self.index), batch_size)]
-        loader = _loader(_InOrder(self.records, self.size, chunks, self.skip_corrupt), self.workers)
-        for imgs, notes in loader:
-            _report(notes)
+        chunks = [torch.arange(s, min(s + batch_size, len(self))) for s in range(0, len(self), batch_size)]
+        for _, (imgs,) in epoch_batches(self, chunks, [StreamGroup(1, None, self.size)], seed=0):
             yield imgs
 
     def materialize(self) -> Tensor:
@@ -188,21 +186,6 @@ def _report(notes: Sequence[str]) -> None:
         raise SsltkError(notes[0])
 
 
-class _InOrder(Dataset):
-    def __init__(self, records: Records, size: int, chunks: List[Tensor], skip_corrupt: bool):
-        self.records, self.size, self.chunks, self.skip_corrupt = records, size, chunks, skip_corrupt
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def __getitem__(self, c: int):
-        try:
-            imgs = [read_or_substitute(self.records, int(r), self.size, self.skip_corrupt) for r in self.chunks[c]]
-            return torch.stack(imgs), []
-        except SsltkError as exc:  # said by the main process in one line, not as a worker traceback
-            return torch.empty(0), [str(exc)]
-
-
 def mix_seed(*parts: int) -> int:
     """One 63-bit seed from several integers (splitmix-style), so nearby steps get unrelated streams."""
     h = 0x9E3779B97F4A7C15
@@ -215,7 +198,7 @@ def mix_seed(*parts: int) -> int:
 class _StepViews(Dataset):
     """Item ``step``: this rank's images of that step, each group's views made by the geometric half, view-major."""
 
-    def __init__(self, images: StreamImages, order: Tensor, groups: List[StreamGroup], seed: int):
+    def __init__(self, images: StreamImages, order: List[Tensor], groups: List[StreamGroup], seed: int):
         self.images, self.order, self.groups, self.seed = images, order, groups, seed
 
     def __len__(self) -> int:
@@ -259,8 +242,7 @@ def epoch_batches(images: StreamImages, order: List[Tensor], groups: List[Stream
     """(index, [group views]) for each step of an epoch, where ``order[step]`` are this rank's dataset positions of
     that step and ``seed`` is the (epoch, rank) seed. A group with geometry yields (k * B, C, S, S) views,
     view-major; a group without yields the (B, C, size, size) images for its recipe to make the views."""
-    for idx, views, notes in _loader(_StepViews(images, torch.stack(order) if order else torch.empty(0), groups,
-                                                seed), images.workers, pin):
+    for idx, views, notes in _loader(_StepViews(images, order, groups, seed), images.workers, pin):
         _report(notes)
         yield idx, views
 
@@ -280,14 +262,19 @@ def memory_total() -> Optional[int]:
         return None
 
 
+def check_stream_option(stream) -> None:
+    """One line for a ``--data.stream`` value other than true, false or auto (said when the dataset is built)."""
+    if not isinstance(stream, bool) and stream != "auto":
+        raise SsltkError(f"--data.stream must be true, false or auto, got {stream!r}")
+
+
 def choose_stream(stream: Union[bool, str], n: int, size: int, limit_fraction: float = 0.25,
                   what: str = "data") -> bool:
     """Whether to stream: ``true``/``false`` as given; ``auto`` streams when the decoded set would take more than
     ``limit_fraction`` of this machine's memory, and says so."""
+    check_stream_option(stream)
     if isinstance(stream, bool):
         return stream
-    if stream != "auto":
-        raise SsltkError(f"--data.stream must be true, false or auto, got {stream!r}")
     need, total = stream_bytes_estimate(n, size), memory_total()
     if total is None:
         return False

@@ -18,18 +18,19 @@ from typing import Dict
 
 import torch
 
-_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 GIB = 2**30
 
 
 def label_step_budget(n: int, k: int, heads: int, dim: int, feature_dtype: str = "fp32",
                       chunk: int = 65536) -> Dict[str, float]:
     """Bytes of each part of the label step's peak, in GiB (keys ending ``_gib``), and their total."""
-    if feature_dtype not in _BYTES:
-        raise ValueError(f"feature_dtype must be one of {', '.join(_BYTES)}, got {feature_dtype!r}")
+    from .objective import FEATURE_DTYPES
+
+    if feature_dtype not in FEATURE_DTYPES:
+        raise ValueError(f"feature_dtype must be one of {', '.join(FEATURE_DTYPES)}, got {feature_dtype!r}")
     rows = min(chunk, n)
     parts = {
-        "features_gib": n * dim * _BYTES[feature_dtype],
+        "features_gib": n * dim * FEATURE_DTYPES[feature_dtype].itemsize,
         "log_probs_gib": n * k * 4,
         "kernel_gib": n * k * 4,
         "labels_gib": 2 * heads * n * 8,
@@ -61,13 +62,12 @@ def measure_label_step(n: int = 200_000, k: int = 300, heads: int = 2, dim: int 
     peak resident memory with :func:`label_step_budget` minus the features (allocated before the measurement, as
     the engine's feature pass does). The peak is reset just before the step (Linux), so the rise is the step's
     own."""
-    from .objective import SelaObjective
+    from .objective import FEATURE_DTYPES, SelaObjective
 
     torch.manual_seed(0)
     obj = SelaObjective(dim, clusters=k, heads=heads, label_features=feature_dtype, chunk=chunk, max_iters=50)
     obj.labels = torch.zeros(heads, n, dtype=torch.long)
-    features = torch.randn(n, dim).to({"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-                                      [feature_dtype])
+    features = torch.randn(n, dim).to(FEATURE_DTYPES[feature_dtype])
     _reset_peak()
     before = _status_mib("VmRSS")
     obj.optimise_labels(features)

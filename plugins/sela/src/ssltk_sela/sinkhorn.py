@@ -49,17 +49,17 @@ def _all_reduce(t: Tensor, op: str, distributed: bool) -> Tensor:
 
 def scaled_log_probs(logits: Tensor, lam: float, chunk: int = 65536, out: Optional[Tensor] = None) -> Tensor:
     """lambda * log_softmax(logits) in float32, chunk by chunk (``out`` may be ``logits`` itself to save memory)."""
-    out = torch.empty(logits.shape, dtype=torch.float32, device=logits.device) if out is None else out
-    for s in range(0, logits.shape[0], chunk):
-        out[s : s + chunk] = torch.log_softmax(logits[s : s + chunk].float(), dim=1) * lam
-    return out
+    return head_scaled_log_probs(logits, None, lam, chunk, out)
 
 
 def head_scaled_log_probs(features: Tensor, head, lam: float, chunk: int = 65536,
                           out: Optional[Tensor] = None) -> Tensor:
     """lambda * log_softmax(head(features)) in float32, formed a chunk of rows at a time straight from the features
-    (kept in any precision), so the N x K logits never exist beside it; ``out`` reuses a buffer across heads."""
-    n, k = features.shape[0], head.out_features
+    (kept in any precision), so the N x K logits never exist beside it; ``out`` reuses a buffer across heads.
+    ``head`` None takes ``features`` as the logits themselves."""
+    n, k = features.shape[0], (features.shape[1] if head is None else head.out_features)
+    if head is None:
+        head = lambda z: z  # noqa: E731
     out = torch.empty((n, k), dtype=torch.float32, device=features.device) if out is None else out[:n]
     for s in range(0, n, chunk):
         out[s : s + chunk] = torch.log_softmax(head(features[s : s + chunk].float()), dim=1) * lam
