@@ -2,7 +2,8 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from ssltk.data.augment import EvalTransform, color_jitter, crop_boxes, grayscale, resized_crop
+from ssltk.data import recipes
+from ssltk.data.augment import EvalTransform, chunk_slices, color_jitter, crop_boxes, grayscale, output_buffer, resized_crop
 from ssltk.data.recipes import ContrastiveAugment
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -87,3 +88,55 @@ def test_probabilities_zero_and_one():
 def test_eval_transform_normalises():
     x = torch.full((1, 3, 8, 8), 255, dtype=torch.uint8)
     assert torch.allclose(EvalTransform(MEAN, STD)(x), torch.full((1, 3, 8, 8), 2.0))
+
+
+@pytest.fixture
+def chunks_of_five(monkeypatch):
+    """The recipes' CPU chunking at five views a chunk, so small batches span several chunks."""
+    monkeypatch.setattr(recipes, "chunk_slices", lambda n, item, dev: chunk_slices(n, item, dev, chunk_bytes=5 * item))
+
+
+def test_chunked_colour_equals_one_pass(chunks_of_five, monkeypatch):
+    x = images(13)
+    aug = ContrastiveAugment(32, MEAN, STD)
+    chunked = [aug(x, 2, torch.Generator().manual_seed(3)), aug.photometric(x, torch.Generator().manual_seed(4))]
+    monkeypatch.setattr(recipes, "chunk_slices", lambda n, item, dev: [slice(0, n)])
+    whole = [aug(x, 2, torch.Generator().manual_seed(3)), aug.photometric(x, torch.Generator().manual_seed(4))]
+    assert all(torch.equal(a, b) for a, b in zip(chunked, whole))
+
+
+def test_chunks_are_even_and_cover_the_batch():
+    parts = chunk_slices(23, 10, "cpu", chunk_bytes=50)
+    sizes = [p.stop - p.start for p in parts]
+    assert parts[0].start == 0 and parts[-1].stop == 23 and max(sizes) - min(sizes) <= 1 and min(sizes) > 1
+
+
+def test_an_output_buffer_is_handed_out_again_only_when_nothing_holds_it():
+    shape = (3, 5, 7)
+    held = output_buffer(shape, "cpu")
+    assert output_buffer(shape, "cpu") is not held  # the tensor itself
+    ptr = held.data_ptr()
+    view = held[1]
+    del held
+    assert output_buffer(shape, "cpu").data_ptr() != ptr  # a view of it
+    del view
+    assert output_buffer(shape, "cpu").data_ptr() == ptr  # nothing: reused
+    w = torch.ones(7, requires_grad=True)
+    saved = output_buffer((2, 7), "cpu").fill_(1.0)
+    loss, ptr = (saved * w).sum(), saved.data_ptr()
+    del saved
+    assert output_buffer((2, 7), "cpu").data_ptr() != ptr  # autograd's saved tensor
+    del loss
+    assert output_buffer((2, 7), "cpu").data_ptr() == ptr
+
+
+@pytest.mark.slow
+def test_compiled_photometric_matches_eager():
+    x = images(10, 64)
+    eager = ContrastiveAugment(64, MEAN, STD)
+    compiled = ContrastiveAugment(64, MEAN, STD)
+    compiled.compiled = True
+    for seed in range(3):
+        a = eager.photometric(x, torch.Generator().manual_seed(seed))
+        b = compiled.photometric(x, torch.Generator().manual_seed(seed))
+        assert torch.allclose(a, b, atol=1e-4)

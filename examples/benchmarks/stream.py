@@ -12,8 +12,9 @@ contrastive recipe (RandomResizedCrop, flip, colour jitter p 0.8, grayscale p 0.
 
 Images per second are taken after a warm-up batch, over ``--steps`` batches, alternating the two pipelines
 ``--rounds`` times; the ratio is ssltk's over torchvision's. Peak memory is the proportional set size (PSS: shared
-pages counted once) of the process and its workers, sampled every 0.1 s, for ssltk streaming the first half (n
-images) and both halves (2n images, as a file list): it must not grow with the set.
+pages counted once) of the process and its workers, sampled every 0.1 s in runs of their own (the sampling thread
+reads /proc in the consumer process, and would slow whichever pipeline works there), for each pipeline on the first
+half (n images) and for ssltk streaming both halves (2n images, as a file list): it must not grow with the set.
 
 It also prints SeLa's label-step memory budget at ImageNet scale (N = 1,281,167, K = 3,000, 10 heads) for AlexNet and
 ResNet-50 against one 80 GB GPU, and checks the budget's formula against the measured peak of a label step on this
@@ -161,20 +162,26 @@ def child_ssltk(root: str, steps: int, workers: int, listing: str = "", compiled
 
 
 def _timed(batches, steps: int, finish) -> dict:
-    with PeakPSS() as mem:
-        finish(next(batches))  # warm-up: workers started, first batches in flight
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            out = finish(next(batches))
-        dt = time.perf_counter() - t0
+    if os.environ.get("SSLTK_BENCH_MEMORY"):
+        with PeakPSS() as mem:
+            for _ in range(steps + 1):
+                finish(next(batches))
+        return {"peak_mib": mem.peak}
+    finish(next(batches))  # warm-up: workers started, first batches in flight, compiled ops compiled
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        out = finish(next(batches))
+    dt = time.perf_counter() - t0
     assert out.shape[-1] == SIZE
-    return {"images_per_s": steps * BATCH / dt, "peak_mib": mem.peak}
+    return {"images_per_s": steps * BATCH / dt}
 
 
-def run_child(kind: str, steps: int, workers: int, root: Path, listing: Path = None, compiled: bool = False) -> dict:
+def run_child(kind: str, steps: int, workers: int, root: Path, listing: Path = None, compiled: bool = False,
+              memory: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--root", str(root), "--steps", str(steps), "--workers",
            str(workers)] + (["--listing", str(listing)] if listing else []) + (["--compiled"] if compiled else [])
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    env = {**os.environ, "SSLTK_BENCH_MEMORY": "1"} if memory else None
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(f"{kind} failed: {out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -233,24 +240,24 @@ def main() -> None:
         tv.append(run_child("torchvision", args.steps, args.workers, root))
         ours.append(run_child("ssltk", args.steps, args.workers, root, compiled=True))
         eager.append(run_child("ssltk", args.steps, args.workers, root))
-    double = run_child("ssltk", args.steps, args.workers, root, listing, compiled=True)
+    tv_mem = run_child("torchvision", args.steps, args.workers, root, memory=True)["peak_mib"]
+    ours_mem = run_child("ssltk", args.steps, args.workers, root, compiled=True, memory=True)["peak_mib"]
+    double_mem = run_child("ssltk", args.steps, args.workers, root, listing, compiled=True, memory=True)["peak_mib"]
     rounds = lambda rs: ", ".join(f"{r['images_per_s']:.1f}" for r in rs)  # noqa: E731
     tv_ips = statistics.median(r["images_per_s"] for r in tv)
     our_ips = statistics.median(r["images_per_s"] for r in ours)
     eager_ips = statistics.median(r["images_per_s"] for r in eager)
-    ours_mem = max(r["peak_mib"] for r in ours)
     lines = [
         f"folder: {2 * args.n} JPEGs 300-500 px from CIFAR-10 (made or reused in {made:.0f} s); batch {BATCH}, "
         f"2 views at {SIZE} px, {args.workers} workers, {args.steps} timed batches x {args.rounds} rounds",
         f"torchvision ImageFolder, per-image PIL transforms in workers: {tv_ips:.1f} images/s "
-        f"(rounds: {rounds(tv)}), peak PSS "
-        f"{max(r['peak_mib'] for r in tv):.0f} MiB",
+        f"(rounds: {rounds(tv)}), peak PSS {tv_mem:.0f} MiB",
         f"ssltk streaming, crop in workers + batched photometric (compile_augment): {our_ips:.1f} images/s "
         f"(rounds: {rounds(ours)}), peak PSS {ours_mem:.0f} MiB",
         f"ssltk streaming, photometric eager: {eager_ips:.1f} images/s (rounds: {rounds(eager)})",
         f"ratio ssltk / torchvision: {our_ips / tv_ips:.2f}x compiled (goal >= 1.5x), {eager_ips / tv_ips:.2f}x eager",
         f"ssltk streaming peak PSS: {args.n} images {ours_mem:.0f} MiB, {2 * args.n} images "
-        f"{double['peak_mib']:.0f} MiB ({double['peak_mib'] / ours_mem:.2f}x for 2x the images)",
+        f"{double_mem:.0f} MiB ({double_mem / ours_mem:.2f}x for 2x the images)",
     ]
     budget, fits = sela_budget_lines()
     lines += budget + [f"SeLa ImageNet label step within one 80 GB GPU and formula within 25% of measured: "

@@ -10,6 +10,7 @@ Grayscale p=0.2 -> normalise).
 from __future__ import annotations
 
 import math
+import sys
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -28,6 +29,52 @@ def to_float(images: Tensor) -> Tensor:
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
+def flip_u8(views: Tensor, flip: Tensor) -> Tensor:
+    """uint8 views (n, C, H, W) mirrored where ``flip`` (n,) is true (a copy when any is).
+
+    The mirror is a copy of the drawn uint8 views (a quarter of the bytes of float ones): compiled, a select between
+    the view and its mirror loads both for every view, and the reversed load does not vectorise (measured 2x the
+    cost of this)."""
+    rows = flip.nonzero().squeeze(1)
+    if rows.numel():
+        views = views.clone()
+        views[rows] = views[rows].flip(-1)
+    return views
+
+
+_SCRATCH: dict = {}
+
+
+def scratch(slot: int, shape: Sequence[int], device) -> Tensor:
+    """A float32 buffer of ``shape`` for intermediate results: on the CPU one per ``slot``, kept and grown as needed,
+    so that a chain of operations over many chunks maps no new memory (a fresh buffer of a few MiB costs a page
+    fault per 4 KiB, measured 30,000 faults and 40% of a streamed batch's photometric half at 224 px); elsewhere a
+    new tensor (a GPU's caching allocator already reuses memory). Not for use from two threads at once."""
+    device = torch.device(device)
+    numel = math.prod(shape)
+    if device.type != "cpu":
+        return torch.empty(tuple(shape), device=device)
+    buf = _SCRATCH.get(slot)
+    if buf is None or buf.numel() < numel:
+        buf = _SCRATCH[slot] = torch.empty(numel)
+    return buf[:numel].view(tuple(shape))
+
+
+def chunk_slices(n: int, item_bytes: int, device, chunk_bytes: int = 4 << 20) -> list:
+    """Slices of ``range(n)`` for processing a batch a few MiB at a time on the CPU (the whole batch elsewhere).
+
+    A chunk of about ``chunk_bytes`` stays in the CPU's cache across a chain of elementwise operations, and buffers
+    that small are reused by the allocator instead of being mapped (and zeroed) anew for every operation; between 1
+    and 8 MiB measured alike here. A GPU is fastest with one launch per operation over the batch."""
+    if torch.device(device).type != "cpu" or n == 0:
+        return [slice(0, n)]
+    # equal chunks (sizes differ by one at most): a compiled op specialises on a batch of 1, so a remainder of one
+    # view would cost a recompilation
+    k = -(-n // max(1, chunk_bytes // max(1, item_bytes)))
+    bounds = [n * i // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
@@ -35,9 +82,12 @@ def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
 
 
 def grayscale(x: Tensor) -> Tensor:
-    """Luma of RGB images with torchvision's weights, shape (B, 1, H, W)."""
-    w = torch.tensor(_GRAY, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    """Luma of RGB images with torchvision's weights, shape (B, 1, H, W).
+
+    A weighted sum of the three channel planes rather than a reduction over dim 1: compiled, a reduction over a
+    dimension of size 3 becomes a strided inner loop that does not vectorise (measured 6x slower for saturation)."""
+    r, g, b = x.unbind(1)
+    return (r * _GRAY[0] + g * _GRAY[1] + b * _GRAY[2]).unsqueeze(1)
 
 
 def crop_boxes(n: int, height: int, width: int, scale: Tuple[float, float], ratio: Tuple[float, float],
@@ -96,11 +146,51 @@ def resized_crop(x: Tensor, boxes: Tensor, size: int, flip: Optional[Tensor] = N
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _rgb_to_hsv(x: Tensor) -> Tensor:
-    """RGB -> HSV over dim 1 with torchvision's conventions (ties resolved red, then green, then blue).
+_OUTPUTS: dict = {}
+_POOL_DEPTH = 3  # enough for a loop that still holds the last step's views while asking for the next
+
+
+def _held_elsewhere(t: Tensor, pool_refs: int) -> bool:
+    """Whether anything besides the pool still refers to ``t`` (the object: ``pool_refs`` Python references are the
+    pool's own) or to its memory (a view, autograd's saved tensors)."""
+    try:
+        # the storage's references: the pool's tensor, and the storage object made for the question
+        shared = torch._C._storage_Use_Count(t.untyped_storage()._cdata) > 2
+    except (AttributeError, RuntimeError):  # a torch without the count: never reuse
+        return True
+    return shared or sys.getrefcount(t) > pool_refs + 2  # + 2: this function's ``t`` and getrefcount's argument
+
+
+def output_buffer(shape: Sequence[int], device) -> Tensor:
+    """A float32 tensor of ``shape`` for a recipe's views: on the CPU one handed out before is handed out again once
+    nothing else refers to its memory (a fresh batch of views at 224 px maps 77 MB, a page fault per 4 KiB, measured
+    a quarter of the photometric half); elsewhere, and while every pooled one is in use, a new tensor."""
+    device, shape = torch.device(device), tuple(shape)
+    if device.type != "cpu":
+        return torch.empty(shape, device=device)
+    pool = _OUTPUTS.setdefault(shape, [])
+    for i in range(len(pool)):
+        if not _held_elsewhere(pool[i], 1):
+            return pool[i]
+    t = torch.empty(shape)
+    pool.append(t)
+    del pool[:-_POOL_DEPTH]
+    return t
+
+
+def _frac(t: Tensor) -> Tensor:
+    """``t mod 1``: equal to ``t % 1.0`` (the difference with the integer below is exact), without the sign fix-ups
+    that ``remainder`` costs in a fused loop."""
+    return t - torch.floor(t)
+
+
+def _rgb_to_hsv(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """RGB over dim 1 -> the planes H, S, V (each (B, H, W)) with torchvision's conventions (ties resolved red, then
+    green, then blue).
 
     Written with elementwise maxima and selects over the three channel planes: reductions over a dimension of
-    size 3 are several times slower on the CPU."""
+    size 3 are several times slower on the CPU. The planes are not stacked: compiled, a stack in the middle of the
+    hue chain is materialised, and the chain becomes several passes."""
     r, g, b = x.unbind(1)
     maxc = torch.maximum(torch.maximum(r, g), b)
     minc = torch.minimum(torch.minimum(r, g), b)
@@ -111,17 +201,19 @@ def _rgb_to_hsv(x: Tensor) -> Tensor:
     is_r, is_g = maxc == r, maxc == g
     sector = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
     num = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
-    h = ((sector + num / delta.clamp_min(1e-12)) / 6.0) % 1.0
-    return torch.stack([h, s, maxc], 1)
+    h = _frac((sector + num / delta.clamp_min(1e-12)) / 6.0)
+    return h, s, maxc
 
 
-def _hsv_to_rgb(x: Tensor) -> Tensor:
-    """HSV -> RGB over dim 1 in closed form: channel n in (R, G, B) = v - v s clamp(min(k, 4 - k), 0, 1) with
-    k = (m_n + 6 h) mod 6, m = (5, 3, 1); equal to the piecewise sextant formula, without building all six cases."""
-    h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    m = torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    k = (m + 6.0 * h) % 6.0
-    return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+def _hsv_to_rgb(h: Tensor, s: Tensor, v: Tensor) -> Tensor:
+    """H, S, V planes (B, H, W) -> RGB (B, 3, H, W) in closed form: channel n in (R, G, B) = v - v s clamp(min(k,
+    4 - k), 0, 1) with k = (m_n + 6 h) mod 6, m = (5, 3, 1); equal to the piecewise sextant formula, without building
+    all six cases. With h in [0, 1), m + 6 h lies in [1, 11), so the modulus is one exact subtraction of 6."""
+    m = torch.tensor([5.0, 3.0, 1.0], dtype=h.dtype, device=h.device).view(1, 3, 1, 1)
+    k = m + 6.0 * h.unsqueeze(1)
+    k = torch.where(k >= 6.0, k - 6.0, k)
+    v = v.unsqueeze(1)
+    return v - v * s.unsqueeze(1) * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
 def _brightness(x: Tensor, f: Tensor) -> Tensor:
@@ -141,12 +233,34 @@ def _saturation(x: Tensor, f: Tensor) -> Tensor:
 
 
 def _hue(x: Tensor, shift: Tensor) -> Tensor:
-    hsv = _rgb_to_hsv(x)
-    hsv = torch.stack([(hsv[:, 0] + shift.view(-1, 1, 1)) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
-    return _hsv_to_rgb(hsv).clamp(0, 1)
+    h, s, v = _rgb_to_hsv(x)
+    return _hsv_to_rgb(_frac(h + shift.view(-1, 1, 1)), s, v).clamp(0, 1)
+
+
+def _brightness_into(x: Tensor, f: Tensor, out: Tensor) -> Tensor:
+    return out.copy_(_brightness(x, f))
+
+
+def _contrast_into(x: Tensor, f: Tensor, out: Tensor) -> Tensor:
+    return out.copy_(_contrast(x, f))
+
+
+def _saturation_into(x: Tensor, f: Tensor, out: Tensor) -> Tensor:
+    return out.copy_(_saturation(x, f))
+
+
+def _hue_into(x: Tensor, shift: Tensor, out: Tensor) -> Tensor:
+    return out.copy_(_hue(x, shift))
+
+
+def to_float_into(images: Tensor, out: Tensor) -> Tensor:
+    """:func:`to_float` written into ``out``."""
+    return out.copy_(to_float(images))
 
 
 _JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
+# each its own function, not a closure over the op: torch.compile keeps one cache per function's code
+_JITTER_INTO = (_brightness_into, _contrast_into, _saturation_into, _hue_into)
 _COMPILED: dict = {}
 
 
@@ -159,25 +273,33 @@ def maybe_compiled(fn, compiled: bool):
     return _COMPILED[fn]
 
 
-def jitter_ops(compiled: bool = False):
-    """The four jitter operations (brightness, contrast, saturation, hue), eager or through ``torch.compile``.
+def jitter_ops(compiled: bool = False, into: bool = False):
+    """The four jitter operations (brightness, contrast, saturation, hue), eager or through ``torch.compile``; with
+    ``into`` their forms that write into a given ``out``.
 
-    Compiled, each chain of elementwise operations becomes one fused loop: on the CPU, where the batched photometric
-    half is the cost of a streamed step, that is measured 3.7x faster for hue (examples/benchmarks/stream.py). Each
-    op is compiled once, with a dynamic batch size, so the random order of the ops costs no recompilation."""
-    return tuple(maybe_compiled(op, compiled) for op in _JITTER_OPS)
+    Compiled, each operation becomes one fused loop over the views (hue measured 6x faster than eager on the CPU,
+    where the batched photometric half is the cost of a streamed step). Each op is compiled once, with a dynamic
+    batch size, so the random order of the ops costs no recompilation. A single loop for the whole chain would need
+    one compilation per order (24), and measured no faster on chunks that stay in cache."""
+    return tuple(maybe_compiled(op, compiled) for op in (_JITTER_INTO if into else _JITTER_OPS))
 
 
 def color_jitter(x: Tensor, brightness: Tensor, contrast: Tensor, saturation: Tensor, hue: Tensor,
-                 order: Sequence[int], compiled: bool = False) -> Tensor:
+                 order: Sequence[int], compiled: bool = False, buffers: Optional[Sequence[Tensor]] = None) -> Tensor:
     """torchvision's ColorJitter with one factor per sample (each a (B,) tensor), ops applied in ``order``
-    (0 brightness, 1 contrast, 2 saturation, 3 hue), clamping to [0, 1] after each as torchvision does."""
-    ops = jitter_ops(compiled)
+    (0 brightness, 1 contrast, 2 saturation, 3 hue), clamping to [0, 1] after each as torchvision does.
+
+    ``buffers``: two tensors shaped like ``x`` that the operations write into by turns, so that none allocates
+    (see :func:`scratch`); the result is then one of them, and ``x`` is left as it was."""
+    ops = jitter_ops(compiled, into=buffers is not None)
     rgb = x.shape[1] == 3
     factors = (brightness, contrast, saturation, hue)
     for op in order:
         if op in (0, 1) or rgb:
-            x = ops[op](x, factors[op])
+            if buffers is None:
+                x = ops[op](x, factors[op])
+            else:
+                x = ops[op](x, factors[op], buffers[1] if x is buffers[0] else buffers[0])
     return x
 
 

