@@ -184,3 +184,79 @@ def test_streamed_runs_resume_exactly_after_sigkill(tmp_path, flat_jpegs, jpeg_s
     assert resumed.returncode == 0, resumed.stderr
     a, b = load_file(str(tmp_path / "full" / "backbone.safetensors")), load_file(str(killed / "backbone.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_jpeg_size_reads_the_frame_header_of_every_jpeg_kind(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from ssltk.data.device_decode import jpeg_size
+
+    img = Image.new("RGB", (37, 21), (10, 200, 30))
+    for options in ({}, {"progressive": True}, {"exif": Image.Exif(), "comment": b"x" * 300}, {"quality": 5}):
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", **options)
+        assert jpeg_size(buf.getvalue()) == (21, 37), options
+    gray = io.BytesIO()
+    img.convert("L").save(gray, "JPEG")
+    assert jpeg_size(gray.getvalue()) == (21, 37)
+    png = io.BytesIO()
+    img.save(png, "PNG")
+    assert jpeg_size(png.getvalue()) is None
+    assert jpeg_size(b"\xff\xd8 not a jpeg") is None and jpeg_size(b"") is None
+
+
+def test_device_decoding_makes_the_views_of_the_workers(tmp_path, flat_jpegs):
+    """On the CPU the device mode decodes with the workers' libjpeg-turbo and resize: the same views, bit for bit,
+    for JPEGs (decoded by the main process), a PNG and a JPEG without a frame header (the workers decode those in
+    both modes; the header-less file is skipped by the same rule)."""
+    from PIL import Image
+
+    Image.new("RGB", (30, 40), (1, 2, 3)).save(flat_jpegs / "img0004.png")
+    (flat_jpegs / "img0004.jpg").unlink()
+    raw = (flat_jpegs / "img0006.jpg").read_bytes()
+    (flat_jpegs / "img0006.jpg").write_bytes(raw[:2] + raw[raw.index(b"\xff\xc4"):])  # no frame header
+    records = ImageFolder(str(flat_jpegs), size=16, stream=True, stats="imagenet").train.images.records
+    images = StreamImages(records, 16, workers=0, skip_corrupt=True)
+    groups = [StreamGroup(2, ResizedCropGeometry(16, (0.08, 1.0), (3 / 4, 4 / 3)), 16), StreamGroup(1, None, 16),
+              StreamGroup(3, ResizedCropGeometry(8, (0.05, 0.4), (3 / 4, 4 / 3)), 16)]
+    order = [torch.tensor([5, 1, 4, 6]), torch.tensor([2, 9, 0, 6])]
+    made = {}
+    for mode, workers, on in (("workers", 2, None), ("device", 0, torch.device("cpu")), ("device", 2, "cpu")):
+        images.workers = workers
+        made[mode, workers] = list(epoch_batches(images, order, groups, seed=11, decode_on=on))
+    for other in (made["device", 0], made["device", 2]):
+        for (i0, v0), (i1, v1) in zip(made["workers", 2], other):
+            assert torch.equal(i0, i1) and [v.shape for v in v0] == [v.shape for v in v1]
+            assert all(torch.equal(a, b) for a, b in zip(v0, v1))
+    # a JPEG whose header reads but whose data does not stops with its name, as in the workers mode
+    (flat_jpegs / "img0007.jpg").write_bytes(raw[: raw.index(b"\xff\xda") + 14] + b"\x00garbage")
+    images.skip_corrupt = False
+    with pytest.raises(SsltkError, match="img0007.jpg"):
+        list(epoch_batches(images, [torch.tensor([0, 7])], groups, seed=1, decode_on=torch.device("cpu")))
+
+
+def test_the_device_resize_is_the_uint8_resize_within_one_level():
+    from ssltk.data.stream import resize_u8, resize_u8_float
+
+    img = torch.randint(0, 256, (3, 53, 41), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    exact, floated = resize_u8(img, 24), resize_u8_float(img, 24)
+    assert floated.dtype == torch.uint8 and (exact.int() - floated.int()).abs().max() <= 1
+
+
+def test_device_decoding_trains_as_the_workers_do_and_is_refused_for_in_memory_sets(tmp_path, flat_jpegs):
+    weights = {}
+    for mode in ("workers", "device"):
+        res = ssltk.fit("simclr", data="imagefolder", data_args=dict(root=str(flat_jpegs), stream=True, size=16),
+                        trainer=dict(QUIET, epochs=1, batch_size=32, stream_decode=mode,
+                                     run_dir=str(tmp_path / mode)), evaluate={"linear": False})
+        weights[mode] = load_file(str(res.run_dir / "backbone.safetensors"))
+    assert all(torch.equal(weights["workers"][k], weights["device"][k]) for k in weights["workers"])
+    with pytest.raises(SsltkError, match="held in memory"):
+        ssltk.fit("simclr", data="imagefolder", data_args=dict(root=str(flat_jpegs), stream=False, size=16),
+                  trainer=dict(QUIET, epochs=1, batch_size=32, stream_decode="device",
+                               run_dir=str(tmp_path / "memory")), evaluate={"linear": False})
+    assert not (tmp_path / "memory").exists()
+    with pytest.raises(SsltkError, match="stream_decode must be one of"):
+        ssltk.fit("simclr", trainer=dict(QUIET, stream_decode="gpu", run_dir=str(tmp_path / "bad")))

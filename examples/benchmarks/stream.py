@@ -16,12 +16,16 @@ pages counted once) of the process and its workers, sampled every 0.1 s in runs 
 reads /proc in the consumer process, and would slow whichever pipeline works there), for each pipeline on the first
 half (n images) and for ssltk streaming both halves (2n images, as a file list): it must not grow with the set.
 
+With ``--device cuda`` the photometric half runs on the GPU, and ``--decode device`` adds a third pipeline, timed in
+the same rounds: ssltk streaming with the JPEGs decoded on the training device
+(``--trainer.stream_decode device``: nvjpeg's batched decoder on CUDA), against ssltk's workers decoding them.
+
 It also prints SeLa's label-step memory budget at ImageNet scale (N = 1,281,167, K = 3,000, 10 heads) for AlexNet and
 ResNet-50 against one 80 GB GPU, and checks the budget's formula against the measured peak of a label step on this
 CPU.
 
     python examples/benchmarks/stream.py [--n 10000] [--steps 40] [--workers 2] [--data TRAIN_DIR] [--out DIR]
-                                          [--record]
+                                          [--device cpu|cuda] [--decode workers|device] [--record]
 """
 from __future__ import annotations
 
@@ -139,15 +143,18 @@ def child_torchvision(root: str, steps: int, workers: int) -> dict:
     return _timed(iter(loader), steps, lambda batch: batch[0])
 
 
-def child_ssltk(root: str, steps: int, workers: int, listing: str = "", compiled: bool = False) -> dict:
+def child_ssltk(root: str, steps: int, workers: int, listing: str = "", compiled: bool = False, device: str = "cpu",
+                decode: str = "workers") -> dict:
     import torch
 
     from ssltk.data.datasets import ImageFolder
+    from ssltk.data.device_decode import check_device_decode
     from ssltk.data.recipes import ContrastiveAugment
     from ssltk.data.sources import FileList
     from ssltk.data.stream import StreamGroup, epoch_batches
 
     torch.manual_seed(0)
+    dev = torch.device(device)
     data = (FileList(listing, size=SIZE, stream=True, workers=workers, stats="imagenet") if listing else
             ImageFolder(root, size=SIZE, stream=True, workers=workers, stats="imagenet"))
     images = data.train.images
@@ -155,10 +162,20 @@ def child_ssltk(root: str, steps: int, workers: int, listing: str = "", compiled
     aug.compiled = compiled  # what --trainer.compile_augment sets; compiled during the warm-up batch
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     order = [perm[i * BATCH : (i + 1) * BATCH] for i in range(steps + 1)]
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(device=dev).manual_seed(1)
     groups = [StreamGroup(2, aug.geometry(), SIZE)]
-    batches = epoch_batches(images, order, groups, seed=0)
-    return _timed(batches, steps, lambda item: aug.photometric(item[1][0], gen))
+    if decode == "device":
+        check_device_decode(dev)
+    batches = epoch_batches(images, order, groups, seed=0, pin=dev.type == "cuda",
+                            decode_on=dev if decode == "device" else None)
+    return _timed(batches, steps, lambda item: aug.photometric(item[1][0].to(dev, non_blocking=True), gen))
+
+
+def _sync(out) -> None:
+    if getattr(out, "is_cuda", False):
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def _timed(batches, steps: int, finish) -> dict:
@@ -167,19 +184,22 @@ def _timed(batches, steps: int, finish) -> dict:
             for _ in range(steps + 1):
                 finish(next(batches))
         return {"peak_mib": mem.peak}
-    finish(next(batches))  # warm-up: workers started, first batches in flight, compiled ops compiled
+    _sync(finish(next(batches)))  # warm-up: workers started, first batches in flight, compiled ops compiled
     t0 = time.perf_counter()
     for _ in range(steps):
         out = finish(next(batches))
+    _sync(out)
     dt = time.perf_counter() - t0
     assert out.shape[-1] == SIZE
     return {"images_per_s": steps * BATCH / dt}
 
 
 def run_child(kind: str, steps: int, workers: int, root: Path, listing: Path = None, compiled: bool = False,
-              memory: bool = False) -> dict:
+              memory: bool = False, device: str = "cpu", decode: str = "workers") -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--root", str(root), "--steps", str(steps), "--workers",
            str(workers)] + (["--listing", str(listing)] if listing else []) + (["--compiled"] if compiled else [])
+    if kind == "ssltk":
+        cmd += ["--device", device, "--decode", decode]
     env = {**os.environ, "SSLTK_BENCH_MEMORY": "1"} if memory else None
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -216,6 +236,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--data", default=None, help="an extracted CIFAR-10 train/ folder (extracted otherwise)")
     p.add_argument("--out", default=None, help="where the ImageNet-shaped folder goes (a temp dir otherwise)")
+    p.add_argument("--device", default="cpu", help="where ssltk's photometric half runs (cpu, cuda)")
+    p.add_argument("--decode", choices=["workers", "device"], default="workers",
+                   help="device: also time ssltk with the JPEGs decoded on --device (--trainer.stream_decode device)")
     p.add_argument("--record", action="store_true", help="append the figures to RESULTS.md")
     p.add_argument("--child", choices=["torchvision", "ssltk"], help=argparse.SUPPRESS)
     p.add_argument("--root", help=argparse.SUPPRESS)
@@ -224,7 +247,8 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         fn = child_torchvision if args.child == "torchvision" else child_ssltk
-        extra = {"listing": args.listing, "compiled": args.compiled} if args.child == "ssltk" else {}
+        extra = ({"listing": args.listing, "compiled": args.compiled, "device": args.device, "decode": args.decode}
+                 if args.child == "ssltk" else {})
         print(json.dumps(fn(args.root, args.steps, args.workers, **extra)))
         return
 
@@ -235,21 +259,26 @@ def main() -> None:
     t0 = time.time()
     root, listing = make_folder(cifar, out, args.n, args.workers)
     made = time.time() - t0
-    tv, ours, eager = [], [], []
+    tv, ours, eager, on_device = [], [], [], []
+    dev = {"device": args.device}
     for _ in range(args.rounds):
         tv.append(run_child("torchvision", args.steps, args.workers, root))
-        ours.append(run_child("ssltk", args.steps, args.workers, root, compiled=True))
-        eager.append(run_child("ssltk", args.steps, args.workers, root))
+        ours.append(run_child("ssltk", args.steps, args.workers, root, compiled=True, **dev))
+        eager.append(run_child("ssltk", args.steps, args.workers, root, **dev))
+        if args.decode == "device":
+            on_device.append(run_child("ssltk", args.steps, args.workers, root, compiled=True, decode="device", **dev))
     tv_mem = run_child("torchvision", args.steps, args.workers, root, memory=True)["peak_mib"]
-    ours_mem = run_child("ssltk", args.steps, args.workers, root, compiled=True, memory=True)["peak_mib"]
-    double_mem = run_child("ssltk", args.steps, args.workers, root, listing, compiled=True, memory=True)["peak_mib"]
+    ours_mem = run_child("ssltk", args.steps, args.workers, root, compiled=True, memory=True, **dev)["peak_mib"]
+    double_mem = run_child("ssltk", args.steps, args.workers, root, listing, compiled=True, memory=True,
+                           **dev)["peak_mib"]
     rounds = lambda rs: ", ".join(f"{r['images_per_s']:.1f}" for r in rs)  # noqa: E731
     tv_ips = statistics.median(r["images_per_s"] for r in tv)
     our_ips = statistics.median(r["images_per_s"] for r in ours)
     eager_ips = statistics.median(r["images_per_s"] for r in eager)
     lines = [
         f"folder: {2 * args.n} JPEGs 300-500 px from CIFAR-10 (made or reused in {made:.0f} s); batch {BATCH}, "
-        f"2 views at {SIZE} px, {args.workers} workers, {args.steps} timed batches x {args.rounds} rounds",
+        f"2 views at {SIZE} px, {args.workers} workers, {args.steps} timed batches x {args.rounds} rounds, "
+        f"ssltk's photometric half on {args.device}",
         f"torchvision ImageFolder, per-image PIL transforms in workers: {tv_ips:.1f} images/s "
         f"(rounds: {rounds(tv)}), peak PSS {tv_mem:.0f} MiB",
         f"ssltk streaming, crop in workers + batched photometric (compile_augment): {our_ips:.1f} images/s "
@@ -259,6 +288,11 @@ def main() -> None:
         f"ssltk streaming peak PSS: {args.n} images {ours_mem:.0f} MiB, {2 * args.n} images "
         f"{double_mem:.0f} MiB ({double_mem / ours_mem:.2f}x for 2x the images)",
     ]
+    if on_device:
+        dev_ips = statistics.median(r["images_per_s"] for r in on_device)
+        lines.append(f"ssltk streaming, JPEGs decoded on {args.device} (stream_decode device, compile_augment): "
+                     f"{dev_ips:.1f} images/s (rounds: {rounds(on_device)}); {dev_ips / our_ips:.2f}x ssltk's "
+                     f"workers decoding, {dev_ips / tv_ips:.2f}x torchvision")
     budget, fits = sela_budget_lines()
     lines += budget + [f"SeLa ImageNet label step within one 80 GB GPU and formula within 25% of measured: "
                        f"{'yes' if fits else 'NO'}"]

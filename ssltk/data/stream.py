@@ -57,10 +57,21 @@ def decode_image(data: bytes) -> Tensor:
 
 
 def resize_u8(img: Tensor, size: int) -> Tensor:
-    """uint8 (C, H, W) -> (C, size, size), bilinear with antialiasing (PIL's filter, on torch's uint8 kernels)."""
+    """uint8 (C, H, W) -> (C, size, size), bilinear with antialiasing (PIL's filter, on torch's uint8 kernels).
+
+    Off the CPU the resize runs in float and rounds back, since torch's antialiased uint8 kernel is the CPU's; the
+    two differ by at most one level per pixel."""
     if img.shape[-2:] == (size, size):
         return img.contiguous()
+    if img.device.type != "cpu":
+        return resize_u8_float(img, size)
     return F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def resize_u8_float(img: Tensor, size: int) -> Tensor:
+    """:func:`resize_u8` computed in float and rounded back to uint8: the form that runs off the CPU."""
+    out = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out[0].round_().clamp_(0, 255).to(torch.uint8)
 
 
 def load_resized(records: Records, i: int, size: int) -> Tensor:
@@ -77,11 +88,14 @@ class ResizedCropGeometry:
     scale: Tuple[float, float]
     ratio: Tuple[float, float]
 
-    def __call__(self, img: Tensor, num_views: int, g: torch.Generator) -> Tensor:
+    def boxes(self, height: int, width: int, num_views: int, g: torch.Generator) -> Tensor:
+        """(num_views, 4) crop boxes (top, left, height, width) for an image of that size: the only random draws."""
         from .augment import crop_boxes
 
-        _, h, w = img.shape
-        boxes = crop_boxes(num_views, h, w, self.scale, self.ratio, g, "cpu").long().tolist()
+        return crop_boxes(num_views, height, width, self.scale, self.ratio, g, "cpu").long()
+
+    def __call__(self, img: Tensor, num_views: int, g: torch.Generator) -> Tensor:
+        boxes = self.boxes(img.shape[-2], img.shape[-1], num_views, g).tolist()
         return torch.stack([resize_u8(img[:, t : t + bh, l : l + bw], self.size) for t, l, bh, bw in boxes])
 
 
@@ -196,39 +210,75 @@ def mix_seed(*parts: int) -> int:
 
 
 class _StepViews(Dataset):
-    """Item ``step``: this rank's images of that step, each group's views made by the geometric half, view-major."""
+    """Item ``step``: this rank's images of that step, each group's views made by the geometric half, view-major.
 
-    def __init__(self, images: StreamImages, order: List[Tensor], groups: List[StreamGroup], seed: int):
-        self.images, self.order, self.groups, self.seed = images, order, groups, seed
+    With ``encoded`` the JPEGs of the step are handed over undecoded, with their crop boxes, for the device to
+    decode (:mod:`ssltk.data.device_decode`); the random draws are the same in both modes."""
+
+    def __init__(self, images: StreamImages, order: List[Tensor], groups: List[StreamGroup], seed: int,
+                 encoded: bool = False):
+        self.images, self.order, self.groups, self.seed, self.encoded = images, order, groups, seed, encoded
 
     def __len__(self) -> int:
         return len(self.order)
 
+    def _views_of(self, record: int, g: torch.Generator) -> List[Tensor]:
+        """Each group's views (k, C, S, S) of one record, decoded here."""
+        records, skip = self.images.records, self.images.skip_corrupt
+        # decoded once per image, whatever the groups; load_resized's pixels for a group without geometry
+        full = read_full(records, record, skip) if any(grp.geometry is not None for grp in self.groups) else None
+        out = []
+        for grp in self.groups:
+            if grp.geometry is not None:
+                out.append(grp.geometry(full, grp.num_views, g))
+            elif full is not None:
+                out.append(resize_u8(full, grp.size)[None])
+            else:
+                out.append(read_or_substitute(records, record, grp.size, skip)[None])
+        return out
+
     def __getitem__(self, step: int):
         idx = self.order[step]
         g = torch.Generator().manual_seed(mix_seed(self.seed, step))
-        per_group: List[List[Tensor]] = [[] for _ in self.groups]
-        needs_full = any(grp.geometry is not None for grp in self.groups)
-        records, skip = self.images.records, self.images.skip_corrupt
         try:
-            for i in idx.tolist():
-                record = int(self.images.index[i])
-                # decoded once per image, whatever the groups; load_resized's pixels for a group without geometry
-                full = read_full(records, record, skip) if needs_full else None
-                for slot, grp in zip(per_group, self.groups):
-                    if grp.geometry is None:
-                        img = (resize_u8(full, grp.size) if full is not None
-                               else read_or_substitute(records, record, grp.size, skip))
-                        slot.append(img[None])
-                    else:
-                        slot.append(grp.geometry(full, grp.num_views, g))
+            if self.encoded:
+                return idx, self._encoded(idx, g), []
+            per_image = [self._views_of(int(self.images.index[i]), g) for i in idx.tolist()]
         except SsltkError as exc:
             return idx, [], [str(exc)]
         out = []
-        for slot, grp in zip(per_group, self.groups):
-            stacked = torch.stack(slot)  # (B, k, C, S, S)
+        for j in range(len(self.groups)):
+            stacked = torch.stack([views[j] for views in per_image])  # (B, k, C, S, S)
             out.append(stacked.transpose(0, 1).reshape(-1, *stacked.shape[2:]).contiguous())
         return idx, out, []
+
+    def _encoded(self, idx: Tensor, g: torch.Generator):
+        from .device_decode import jpeg_size, pack
+
+        records = self.images.records
+        jpegs, positions, recs, sizes = [], [], [], []
+        boxes: List[List[Tensor]] = [[] for _ in self.groups]
+        done: List[dict] = [{} for _ in self.groups]
+        for pos, i in enumerate(idx.tolist()):
+            record = int(self.images.index[i])
+            try:
+                data = records.read(record)
+            except Exception:
+                data = b""  # unreadable: the workers' rule below names or replaces it
+            hw = jpeg_size(data)
+            if hw is None:  # not a JPEG, or no header to draw from: decoded here, as in the workers mode
+                for j, views in enumerate(self._views_of(record, g)):
+                    done[j][pos] = views
+                continue
+            jpegs.append(data)
+            positions.append(pos)
+            recs.append(record)
+            sizes.append(hw)
+            for j, grp in enumerate(self.groups):
+                boxes[j].append(grp.geometry.boxes(*hw, grp.num_views, g) if grp.geometry is not None
+                                else torch.tensor([[0, 0, hw[0], hw[1]]]))
+        return pack(len(idx), jpegs, positions, recs, sizes, boxes, done,
+                    [grp.num_views if grp.geometry is not None else 1 for grp in self.groups])
 
 
 def _loader(dataset: Dataset, workers: int, pin: bool = False) -> DataLoader:
@@ -238,12 +288,21 @@ def _loader(dataset: Dataset, workers: int, pin: bool = False) -> DataLoader:
 
 
 def epoch_batches(images: StreamImages, order: List[Tensor], groups: List[StreamGroup], seed: int,
-                  pin: bool = False) -> Iterator[Tuple[Tensor, List[Tensor]]]:
+                  pin: bool = False, decode_on: Optional[torch.device] = None) -> Iterator[Tuple[Tensor, List[Tensor]]]:
     """(index, [group views]) for each step of an epoch, where ``order[step]`` are this rank's dataset positions of
     that step and ``seed`` is the (epoch, rank) seed. A group with geometry yields (k * B, C, S, S) views,
-    view-major; a group without yields the (B, C, size, size) images for its recipe to make the views."""
-    for idx, views, notes in _loader(_StepViews(images, order, groups, seed), images.workers, pin):
+    view-major; a group without yields the (B, C, size, size) images for its recipe to make the views.
+
+    With ``decode_on`` the workers hand over JPEG bytes and crop boxes, and the views are made on that device
+    (:func:`ssltk.data.device_decode.finish_step`)."""
+    from .device_decode import finish_step
+
+    sizes = [grp.geometry.size if grp.geometry is not None else grp.size for grp in groups]
+    steps = _StepViews(images, order, groups, seed, encoded=decode_on is not None)
+    for idx, views, notes in _loader(steps, images.workers, pin):
         _report(notes)
+        if decode_on is not None:
+            views = finish_step(views, sizes, decode_on, images.records, images.skip_corrupt)
         yield idx, views
 
 

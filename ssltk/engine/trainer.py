@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import distributed as dist_util
 from ..errors import Interrupted, SsltkError, check_at_least, warn
+from ..data.device_decode import check_device_decode
 from ..data.stream import StreamGroup, StreamImages, epoch_batches
 from ..interfaces import FitContext, ObjectiveOutput, ViewBatch, ViewGroup
 from .build import build, build_objective, check_config, import_class, registry_name
@@ -79,6 +80,10 @@ class TrainerConfig:
         compile: wrap the training step in torch.compile.
         compile_augment: run the recipes' colour operations through torch.compile (fused loops: on the CPU the
             batched photometric half of a streamed step is then several times cheaper; needs a C++ compiler).
+        stream_decode: where a streamed set's JPEGs are decoded: ``workers`` (torchvision.io, libjpeg-turbo, in the
+            DataLoader workers, with the crops) or ``device`` (the workers read bytes and draw crop boxes; the
+            training device decodes the step in one batch, nvjpeg on CUDA, and crops there:
+            :mod:`ssltk.data.device_decode`). In-memory sets are decoded once when loaded and refuse ``device``.
         probe_every: every N iterations train a linear probe for one epoch on labelled training images and log its
             training accuracy (paper 003, Figure 3); 0 disables it.
         probe_size: labelled images the probe uses (None: the whole training split).
@@ -117,6 +122,7 @@ class TrainerConfig:
     channels_last: bool = True
     compile: bool = False
     compile_augment: bool = False
+    stream_decode: str = "workers"
     probe_every: int = 0
     probe_size: Optional[int] = None
     knn_every: int = 0
@@ -147,6 +153,7 @@ class TrainerConfig:
                 isinstance(m, (int, float)) and 0 < m < 1 for m in self.milestones):
             raise SsltkError(f"--trainer.milestones must be fractions of the epochs in (0, 1), got {self.milestones!r}")
         _one_of(self, "amp_dtype", ("bf16", "fp16"))
+        _one_of(self, "stream_decode", ("workers", "device"))
         _one_of(self, "distributed", ("auto", "on", "off"))
         _one_of(self, "backend", ("auto", "nccl", "gloo"))
 
@@ -298,6 +305,11 @@ class Trainer:
             self.images = train.images
             self.stream_groups = [StreamGroup(g.num_views, g.augmentation.geometry(), self.spec.image_size)
                                   for g in groups]
+            if cfg.stream_decode == "device":
+                check_device_decode(self.device)
+        elif cfg.stream_decode == "device":
+            raise SsltkError("--trainer.stream_decode device decodes streamed images, but this training set is held "
+                             "in memory (decoded once when loaded): pass --data.stream true, or leave it at workers")
         else:
             self.images = train.images.to(self.device) if cfg.data_on_device else train.images
             self.batches = HostBatches(self.images, self.device, cfg.batch_size // max(self.world_size, 1))
@@ -487,7 +499,8 @@ class Trainer:
             order = [perm[i * cfg.batch_size + self.rank * self.local_batch:][: self.local_batch]
                      for i in range(self.steps_per_epoch)]
             streamed = epoch_batches(self.images, order, self.stream_groups,
-                                     (seed + 104_729 * self.rank) % (2**63 - 1), pin=self.cuda)
+                                     (seed + 104_729 * self.rank) % (2**63 - 1), pin=self.cuda,
+                                     decode_on=self.device if cfg.stream_decode == "device" else None)
         total_steps = cfg.epochs * self.steps_per_epoch
         use_labels = bool(getattr(self.objective, "uses_labels", False))
         t_epoch, seen = time.perf_counter(), 0
