@@ -110,6 +110,34 @@ def test_cached_linear_equals_running_the_backbone_every_epoch(run_dir):
     assert abs(a - b) <= 1.0  # same batches, same order: only float rounding differs
 
 
+def test_crop_flip_probes_see_fresh_crops_of_each_training_batch(run_dir):
+    """SeLa's probes (paper 004, A.1) train on cropped and flipped images: each mini-batch's features are computed
+    from new crops (the zero padding shows in a uniform image), reproducibly from the seed; the test split is not
+    augmented."""
+    from types import SimpleNamespace
+
+    from ssltk.eval.linear import LinearEval
+
+    flat = torch.nn.Flatten()
+    uniform = torch.full((6, 3, 16, 16), 200, dtype=torch.uint8)
+    data = SimpleNamespace(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    idx = torch.arange(6)
+    plain = LinearEval()._per_batch(flat, uniform, data, torch.device("cpu"))(idx)
+    assert plain.unique().numel() == 1
+    crops = LinearEval(augment="crop-flip", seed=3)._per_batch(flat, uniform, data, torch.device("cpu"))
+    first, second = crops(idx), crops(idx)
+    assert first.unique().numel() > 1 and not torch.equal(first, second)
+    again = LinearEval(augment="crop-flip", seed=3)._per_batch(flat, uniform, data, torch.device("cpu"))
+    assert torch.equal(again(idx), first)
+    with pytest.raises(ssltk.SsltkError, match="augment must be none or crop-flip"):
+        LinearEval(augment="jitter")
+    bb = ssltk.load_backbone(run_dir / "backbone.safetensors")
+    digits = ssltk.DATASETS.create("digits", val_size=200, train_size=1000)
+    m = LinearEval(epochs=1, layers="block4", probe_dim=256, augment="crop-flip").evaluate(
+        bb, digits, device=torch.device("cpu")).metrics
+    assert {"accuracy", "accuracy_block4"} <= set(m) and m["accuracy_block4"] > 20
+
+
 def test_several_runs_report_mean_and_std_and_a_table(run_dir, tmp_path):
     other = tmp_path / "sup-seed1"
     proc = run_cli("fit", "--objective", "supervised", *FAST_FIT, *DATA, "--trainer.epochs", "1",

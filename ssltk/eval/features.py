@@ -81,25 +81,32 @@ def pooled_side(channels: int, target_dim: int) -> int:
 
 
 @torch.no_grad()
-def extract_layer_features(backbone: nn.Module, layer: nn.Module, images: Tensor, mean: Sequence[float],
-                           std: Sequence[float], device: torch.device, target_dim: int = 9600,
-                           batch_size: int = 256, pool: str = "avg") -> Tensor:
-    """(N, C * s * s) features of one intermediate layer, pooled (``avg`` or ``max``) to about ``target_dim``
-    dimensions."""
+def layer_features(backbone: nn.Module, layer: nn.Module, x: Tensor, target_dim: int = 9600,
+                   pool: str = "avg") -> Tensor:
+    """(B, C * s * s) features of one intermediate layer for one normalised batch ``x``, pooled (``avg`` or ``max``)
+    to about ``target_dim`` dimensions; the backbone runs as it is (the caller chooses its mode)."""
     pool_fn = F.adaptive_max_pool2d if pool == "max" else F.adaptive_avg_pool2d
     captured = {}
     hook = layer.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
-    out = []
     try:
-        with eval_mode(backbone):
-            for x in _normalised_batches(images, mean, std, device, batch_size):
-                backbone(x)
-                fmap = captured.pop("out")
-                if fmap.dim() != 4:
-                    raise ValueError(f"probe layers must output feature maps (B, C, H, W), got {tuple(fmap.shape)}")
-                side = pooled_side(fmap.shape[1], target_dim)  # never above the map's size: pooling, not upsampling
-                size = (min(side, fmap.shape[2]), min(side, fmap.shape[3]))
-                out.append(pool_fn(fmap.float(), size).flatten(1).cpu())
+        backbone(x)
     finally:
         hook.remove()
+    fmap = captured.pop("out")
+    if fmap.dim() != 4:
+        raise ValueError(f"probe layers must output feature maps (B, C, H, W), got {tuple(fmap.shape)}")
+    side = pooled_side(fmap.shape[1], target_dim)  # never above the map's size: pooling, not upsampling
+    size = (min(side, fmap.shape[2]), min(side, fmap.shape[3]))
+    return pool_fn(fmap.float(), size).flatten(1)
+
+
+@torch.no_grad()
+def extract_layer_features(backbone: nn.Module, layer: nn.Module, images: Tensor, mean: Sequence[float],
+                           std: Sequence[float], device: torch.device, target_dim: int = 9600,
+                           batch_size: int = 256, pool: str = "avg") -> Tensor:
+    """(N, C * s * s) features of one intermediate layer over un-augmented images, in order, on the CPU
+    (:func:`layer_features` a batch at a time, the backbone in eval mode)."""
+    with eval_mode(backbone):
+        out = [layer_features(backbone, layer, x, target_dim, pool).cpu()
+               for x in _normalised_batches(images, mean, std, device, batch_size)]
     return torch.cat(out) if out else torch.empty(0)

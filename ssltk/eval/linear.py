@@ -13,8 +13,11 @@ or ``--data cifar100-20``; results then go under ``linear@<dataset>``.
 ``layers`` adds the SeLa-style probes of intermediate layers (paper 004, Table 2): each named layer's feature map
 is pooled (``pool``: avg, or max as SeLa's appendix A.1) to about ``probe_dim`` features and gets its own linear
 classifier. SeLa's probe optimiser is ``optimizer: sgd, lr: 0.01, milestones: [5, 15, 25], lr_gamma: 0.2,
-epochs: 36`` (appendix A.1); its random crop and flip of the probe's training images are not applied (features are
-cached), which the ``sela-small`` protocol states.
+epochs: 36, augment: crop-flip`` (appendix A.1). With ``augment: crop-flip`` each training mini-batch is cropped
+(padding 4) and flipped afresh (:class:`ssltk.data.recipes.CropFlipAugment`, the standard CIFAR random crop: the
+authors' "random crop + flip", whose ImageNet form is a 224 crop after resizing to 256) and its features are computed
+then, for the final layer and for every probed layer alike; the test split is scored un-augmented. The relational
+benchmark's protocol (paper 002) has no augmentation, so ``none`` stays the default.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from ..data.augment import EvalTransform
 from ..data.base import num_classes as count_classes
 from ..data.stream import pixels
 from ..interfaces import Backbone, EvalResult, Evaluator
-from .features import eval_mode, extract_features, extract_layer_features, resolve_layer
+from .features import eval_mode, extract_features, extract_layer_features, layer_features, resolve_layer
 from .results import write_results
 
 __all__ = ["LinearEval", "accuracy", "train_linear", "write_results"]
@@ -99,20 +102,25 @@ class LinearEval(Evaluator):
 
     ``split`` picks the test split: ``auto`` uses the held-out validation split when the dataset has one, else the
     official test set. ``layers``: also probe these intermediate layers (names from the backbone's probe layers,
-    e.g. conv1..conv5 of AlexNet, or ``all``).
+    e.g. conv1..conv5 of AlexNet, or ``all``). ``augment``: ``none`` (paper 002) or ``crop-flip`` (paper 004's
+    probes, appendix A.1): training images cropped and flipped afresh for every mini-batch, from a generator seeded
+    by ``seed``.
     """
 
     def __init__(self, epochs: int = 100, batch_size: int = 128, lr: float = 1e-3, split: str = "auto",
                  seed: int = 0, feature_batch_size: int = 512, cached: bool = True,
                  layers: Optional[Union[List[str], str]] = None, probe_dim: int = 9600, pool: str = "avg",
                  optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
-                 milestones: Optional[List[int]] = None, lr_gamma: float = 0.1):
+                 milestones: Optional[List[int]] = None, lr_gamma: float = 0.1, augment: str = "none"):
         check_at_least(1, epochs=epochs, batch_size=batch_size, feature_batch_size=feature_batch_size,
                        probe_dim=probe_dim)
         if pool not in ("avg", "max"):
             raise SsltkError(f"--pool must be avg or max, got {pool!r}")
         if optimizer not in ("adam", "sgd"):
             raise SsltkError(f"--optimizer must be adam or sgd, got {optimizer!r}")
+        if augment not in ("none", "crop-flip"):
+            raise SsltkError(f"--augment must be none or crop-flip, got {augment!r}")
+        self.augment = augment
         self.pool, self.optimizer, self.momentum, self.weight_decay = pool, optimizer, momentum, weight_decay
         self.milestones, self.lr_gamma = list(milestones or []), lr_gamma
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
@@ -133,10 +141,10 @@ class LinearEval(Evaluator):
         feats = lambda s: extract_features(backbone, s.images, data.mean, data.std, device, self.feature_batch_size)
         num_classes = count_classes(train, test)
         te_x = feats(test)
-        if self.cached:
+        if self.cached and self.augment == "none":
             tr_x, run_backbone = feats(train), None
         else:
-            tr_x, run_backbone = None, _per_batch_features(backbone, train.images, data.mean, data.std, device)
+            tr_x, run_backbone = None, self._per_batch(backbone, train.images, data, device)
         acc, clf = self._fit_and_score(tr_x, train, te_x, test, num_classes, device, run_backbone)
         train_acc = accuracy(clf, tr_x if tr_x is not None else feats(train), train.labels)
         metrics = {"accuracy": acc}
@@ -148,21 +156,38 @@ class LinearEval(Evaluator):
             layer = resolve_layer(backbone, layer_name)
             lf = lambda s: extract_layer_features(backbone, layer, s.images, data.mean, data.std, device,
                                                   self.probe_dim, pool=self.pool)
-            l_tr, l_te = lf(train), lf(test)
-            metrics[f"accuracy_{layer_name}"], _ = self._fit_and_score(l_tr, train, l_te, test, num_classes, device)
-            metrics[f"dim_{layer_name}"] = float(l_tr.shape[1])
+            l_te = lf(test)
+            if self.augment == "none":
+                l_tr, per_batch = lf(train), None
+            else:
+                l_tr, per_batch = None, self._per_batch(backbone, train.images, data, device, layer)
+            metrics[f"accuracy_{layer_name}"], _ = self._fit_and_score(l_tr, train, l_te, test, num_classes, device,
+                                                                        per_batch)
+            metrics[f"dim_{layer_name}"] = float(l_te.shape[1])
         if run_dir is not None:
-            write_results(Path(run_dir), name, dict(metrics, split=split, epochs=self.epochs, cached=self.cached))
+            write_results(Path(run_dir), name, dict(metrics, split=split, epochs=self.epochs, cached=self.cached,
+                                                    augment=self.augment))
         return EvalResult(metrics)
 
+    def _per_batch(self, backbone: nn.Module, images, data, device: torch.device,
+                   layer: Optional[nn.Module] = None) -> Callable[[Tensor], Tensor]:
+        """Features of each training mini-batch computed when it is drawn: of the final layer, or of ``layer``
+        pooled as the probes are; cropped and flipped first under ``augment: crop-flip``."""
+        side = images.shape[-1]
+        if self.augment == "crop-flip":
+            from ..data.recipes import CropFlipAugment
 
-def _per_batch_features(backbone: nn.Module, images: Tensor, mean, std, device: torch.device):
-    """The backbone run (frozen, eval mode) on the images of each mini-batch, as the uncached protocol does."""
-    transform = EvalTransform(mean, std)
+            transform = CropFlipAugment(side, data.mean, data.std)
+            g = torch.Generator(device=device).manual_seed(self.seed + 1)
+            prepare = lambda x: transform(x, 1, g)  # noqa: E731
+        else:
+            prepare = EvalTransform(data.mean, data.std)
 
-    @torch.no_grad()
-    def features(idx: Tensor) -> Tensor:
-        with eval_mode(backbone):
-            return backbone(transform(pixels(images, idx.cpu()).to(device))).float()
+        @torch.no_grad()
+        def features(idx: Tensor) -> Tensor:
+            with eval_mode(backbone):
+                x = prepare(pixels(images, idx.cpu()).to(device))
+                out = backbone(x) if layer is None else layer_features(backbone, layer, x, self.probe_dim, self.pool)
+            return out.float()
 
-    return features
+        return features
