@@ -1,6 +1,6 @@
 """The GPU suite: every CUDA measurement of the GPU issue, one part per call, each under 10 minutes on one H100/H200.
 
-    python examples/benchmarks/gpu_suite.py --part tests|throughput|sinkhorn|protocol|peer --out DIR [--record]
+    python examples/benchmarks/gpu_suite.py --part tests|throughput|sinkhorn|protocol|peer|stream --out DIR [--record]
 
 - ``tests``: the test suite's ``cuda`` tests, then a one-epoch CUDA smoke fit of every registered objective.
 - ``throughput``: relational Conv-4, K=32, batch 64: views per second of ssltk against the papers' pipeline
@@ -13,6 +13,9 @@
   (the run in ``--work`` resumes) and reports the accuracy. Goal: 15 minutes or less.
 - ``peer``: SimCLR on the CIFAR ResNet-18, all 50,000 CIFAR-10 images, batch 128: seconds per epoch against
   lightly's published benchmark (200 epochs in 97.7 min on one RTX A6000, 29.3 s per epoch).
+- ``stream``: ``stream.py`` on an ImageNet-shaped folder with the photometric half on the GPU: ssltk's streaming
+  against torchvision's per-image pipeline, and JPEGs decoded on the GPU (``--trainer.stream_decode device``, nvjpeg)
+  against ssltk's workers decoding them, in the same rounds: where device decoding pays on this machine.
 
 ``--smoke`` runs a part at toy scale on the CPU (a few steps, N = 20,000 for Sinkhorn), to check the script itself
 before GPU time is spent on it; its figures mean nothing and are never recorded.
@@ -37,7 +40,7 @@ from _common import ROOT, extract_cifar10, machine, record  # noqa: E402
 
 import ssltk  # noqa: E402
 
-PARTS = ("tests", "throughput", "sinkhorn", "protocol", "peer")
+PARTS = ("tests", "throughput", "sinkhorn", "protocol", "peer", "stream")
 # dense peak throughput, FLOP/s (NVIDIA datasheets, SXM parts): bf16 tensor cores and plain fp32 (no TF32)
 PEAKS = {"H100": {"bf16": 989e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "fp32": 67e12},
          "A100": {"bf16": 312e12, "fp32": 19.5e12}}
@@ -211,6 +214,19 @@ def part_peer(a, out: Path) -> dict:
              f"(second epoch); lightly on one RTX A6000: {LIGHTLY_S_PER_EPOCH:.1f} s per epoch, "
              f"ratio {LIGHTLY_S_PER_EPOCH / per_epoch:.2f}x; 200 epochs would take {200 * per_epoch / 60:.1f} min"]
     return {"seconds_per_epoch": per_epoch, "lightly_seconds_per_epoch": LIGHTLY_S_PER_EPOCH, "lines": lines}
+
+
+def part_stream(a, out: Path) -> dict:
+    root = data_root(a)
+    n, steps, rounds, dev = (100, 2, 1, "cpu") if SMOKE else (3000, 30, 2, "cuda")
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "stream.py"), "--n", str(n), "--steps", str(steps),
+           "--rounds", str(rounds), "--workers", str(a.workers), "--data", str(root), "--out", str(out / "inet"),
+           "--device", dev, "--decode", "device"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"stream.py failed: {done.stderr[-3000:]}")
+    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+    return {"lines": lines}
 
 
 def main() -> None:
