@@ -22,7 +22,6 @@ time to launch one resize per view. Measure it with ``examples/benchmarks/stream
 """
 from __future__ import annotations
 
-import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -116,7 +115,7 @@ def _decode_all(chunks: List[Tensor], device: torch.device) -> List[Tuple[Option
     file no decoder reads."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from .stream import decode_image
+    from .stream import decode_image, exception_summary
 
     if not chunks:
         return []
@@ -132,20 +131,16 @@ def _decode_all(chunks: List[Tensor], device: torch.device) -> List[Tuple[Option
             try:  # a JPEG variant the device decoder lacks (CMYK, say) still decodes on the CPU
                 out.append((decode_image(c.numpy().tobytes()).to(device), ""))
             except Exception as exc:
-                detail = str(exc).splitlines()[0] if str(exc) else ""
-                out.append((None, f"{type(exc).__name__}: {detail}"))
+                out.append((None, exception_summary(exc)))
     return out
 
 
 def _substitute(records: Records, record: int, reason: str, skip_corrupt: bool) -> Tensor:
     """The skip_corrupt rule of the ``workers`` mode for a JPEG whose header read but whose data does not decode:
     stop naming it, or take the next readable record in dataset order (decoded on the CPU)."""
-    from .stream import read_full
+    from .stream import read_full, unreadable
 
-    msg = f"{records.name(record)} ({reason})"
-    if not skip_corrupt:
-        raise SsltkError(f"unreadable image: {msg} (pass --data.skip_corrupt true to skip it)")
-    print(f"ssltk: skipping unreadable image {msg}", file=sys.stderr)
+    unreadable(records, record, reason, skip_corrupt)
     return read_full(records, (record + 1) % len(records), True)
 
 
@@ -167,13 +162,14 @@ def finish_step(step: EncodedStep, sizes: Sequence[int], device: torch.device, r
             for j, size in enumerate(sizes)]
     for n, ((img, reason), pos, rec) in enumerate(zip(images, step.positions.tolist(), step.records.tolist())):
         h, w = step.heights_widths[n].tolist()
+        scale = None
         if img is None or tuple(img.shape[-2:]) != (h, w):
             reason = reason or f"decodes to {tuple(img.shape[-2:])}, its header says {(h, w)}"
             img = _substitute(records, rec, reason, skip_corrupt).to(device)
-        scale = torch.tensor([img.shape[-2] / h, img.shape[-1] / w] * 2)
+            scale = torch.tensor([img.shape[-2] / h, img.shape[-1] / w] * 2, dtype=torch.float64)
         for j, size in enumerate(sizes):
             boxes = step.boxes[j][n]
-            if img.shape[-2:] != (h, w):
+            if scale is not None:
                 boxes = (boxes.double() * scale).round().long()
             for v, (t, l, bh, bw) in enumerate(boxes.tolist()):
                 outs[j][v * b + pos] = resize_u8(img[:, t : t + max(bh, 1), l : l + max(bw, 1)], size)

@@ -108,6 +108,16 @@ class StreamGroup:
     geometry: Optional[ResizedCropGeometry]
     size: int
 
+    @property
+    def views_made(self) -> int:
+        """Views per image the workers hand over: the crops, or the one resized image."""
+        return self.num_views if self.geometry is not None else 1
+
+    @property
+    def view_size(self) -> int:
+        """Side of what the workers hand over."""
+        return self.geometry.size if self.geometry is not None else self.size
+
 
 class StreamImages:
     """Images of a record store, decoded on demand: the streaming stand-in for a uint8 (N, C, H, W) tensor.
@@ -177,12 +187,23 @@ def _first_readable(records: Records, record: int, skip_corrupt: bool, load) -> 
         try:
             return load(r)
         except Exception as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else ""
-            msg = f"{records.name(r)} ({type(exc).__name__}: {detail})"
-            if not skip_corrupt:
-                raise SsltkError(f"unreadable image: {msg} (pass --data.skip_corrupt true to skip it)") from None
-            print(f"ssltk: skipping unreadable image {msg}", file=sys.stderr)
+            unreadable(records, r, exception_summary(exc), skip_corrupt)
     raise SsltkError("no readable image in the data")
+
+
+def exception_summary(exc: BaseException) -> str:
+    """``Type: first line of the message``, as unreadable files are reported."""
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {detail}"
+
+
+def unreadable(records: Records, record: int, reason: str, skip_corrupt: bool) -> None:
+    """The corrupt-file rule for one record: without ``skip_corrupt`` an :class:`SsltkError` naming it, with it a
+    line on stderr saying it is skipped (the caller takes the next readable record)."""
+    msg = f"{records.name(record)} ({reason})"
+    if not skip_corrupt:
+        raise SsltkError(f"unreadable image: {msg} (pass --data.skip_corrupt true to skip it)") from None
+    print(f"ssltk: skipping unreadable image {msg}", file=sys.stderr)
 
 
 def read_or_substitute(records: Records, record: int, size: int, skip_corrupt: bool) -> Tensor:
@@ -277,8 +298,7 @@ class _StepViews(Dataset):
             for j, grp in enumerate(self.groups):
                 boxes[j].append(grp.geometry.boxes(*hw, grp.num_views, g) if grp.geometry is not None
                                 else torch.tensor([[0, 0, hw[0], hw[1]]]))
-        return pack(len(idx), jpegs, positions, recs, sizes, boxes, done,
-                    [grp.num_views if grp.geometry is not None else 1 for grp in self.groups])
+        return pack(len(idx), jpegs, positions, recs, sizes, boxes, done, [grp.views_made for grp in self.groups])
 
 
 def _loader(dataset: Dataset, workers: int, pin: bool = False) -> DataLoader:
@@ -297,7 +317,7 @@ def epoch_batches(images: StreamImages, order: List[Tensor], groups: List[Stream
     (:func:`ssltk.data.device_decode.finish_step`)."""
     from .device_decode import finish_step
 
-    sizes = [grp.geometry.size if grp.geometry is not None else grp.size for grp in groups]
+    sizes = [grp.view_size for grp in groups]
     steps = _StepViews(images, order, groups, seed, encoded=decode_on is not None)
     for idx, views, notes in _loader(steps, images.workers, pin):
         _report(notes)
