@@ -9,6 +9,11 @@ overlaid by its column, its row and the cell's own entries, in that order (mappi
 
 Components are registry names only, so a protocol file, like any file ssltk reads, cannot name code to run.
 
+A cell may train on what another cell's run produced (``from_run: {cell: ROW/COLUMN, arg: NAME}``): that cell's run of
+the same seed is trained first, and its folder is passed as the objective argument ``NAME`` (label transfer: a SeLa
+run's self-labels train a fresh network). A cell whose number the paper's text does not give has ``paper: null`` and a
+``note`` saying why; it is measured and tabled without a difference.
+
 ``ssltk reproduce TABLE`` trains and evaluates every missing run of the table's cells, resumes unfinished ones and
 skips finished ones, then writes the table side by side with the paper (Markdown and a PNG chart). Runs live in
 ``OUT/TABLE/ROW/COLUMN/seedS``; a reduced budget (``--epochs``, ``--train_size``) gets its own folder and says so in
@@ -35,7 +40,7 @@ from .errors import SsltkError
 
 CONFIG_KEYS = ("objective", "objective_args", "backbone", "backbone_args", "data", "data_args", "augment",
                "augment_args", "trainer", "evaluate")
-CELL_KEYS = set(CONFIG_KEYS) | {"label", "paper", "cost", "note", "metric", "after"}
+CELL_KEYS = set(CONFIG_KEYS) | {"label", "paper", "cost", "note", "metric", "after", "from_run"}
 #: the points within which a measured mean counts as a reproduction of the paper's (the issues' criterion)
 TOLERANCE = 1.5
 
@@ -60,7 +65,8 @@ class Cell:
     column: str
     label: str
     spec: Dict[str, Any]
-    paper_mean: float
+    #: None where the paper's text does not give the number (``note`` says why)
+    paper_mean: Optional[float]
     paper_std: Optional[float]
     cost: Dict[str, Any] = field(default_factory=dict)
     #: the results.json key path of the cell's number (the table's unless the cell names another)
@@ -69,6 +75,9 @@ class Cell:
     after: List[Dict[str, Any]] = field(default_factory=list)
     #: the cell whose runs this one shares (the same training, scored another way: kNN and a probe of one model)
     run_id: str = ""
+    #: {cell, arg}: the cell whose run (same seed) is passed to this one's objective as argument ``arg``
+    from_run: Optional[Dict[str, str]] = None
+    note: str = ""
 
     @property
     def id(self) -> str:
@@ -85,7 +94,11 @@ class Table:
     note: str = ""
 
 
-def _paper_value(value: Any, where: str) -> Tuple[float, Optional[float]]:
+def _paper_value(value: Any, where: str, note: Any = None) -> Tuple[Optional[float], Optional[float]]:
+    if value is None:
+        if not note:
+            raise SsltkError(f"{where}: paper is null, so the cell needs a note saying why the paper's number is missing")
+        return None, None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value), None
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
@@ -129,7 +142,7 @@ def parse_tables(doc: Any, where: str) -> Dict[str, Table]:
                 entry = _check_keys(entry, CELL_KEYS, f"{tw} cell {r}/{c}")
                 if "paper" not in entry:
                     raise SsltkError(f"{tw} cell {r}/{c} has no paper value")
-                mean, std = _paper_value(entry["paper"], f"{tw} cell {r}/{c}")
+                mean, std = _paper_value(entry["paper"], f"{tw} cell {r}/{c}", entry.get("note"))
                 spec = merge(merge(merge(base, cols[c]), rows[r]), {k: v for k, v in entry.items() if k != "paper"})
                 label = f"{rows[r].get('label', r)}, {cols[c].get('label', c)}"
                 after = spec.get("after") or []
@@ -137,16 +150,40 @@ def parse_tables(doc: Any, where: str) -> Dict[str, Table]:
                     raise SsltkError(f"{tw} cell {r}/{c}: after must be a list of {{name, args, data, data_args}}")
                 cells.append(Cell(name, r, c, label, {k: spec[k] for k in CONFIG_KEYS if k in spec}, mean, std,
                                   dict(spec.get("cost") or {}), str(spec.get("metric", t.get("metric", "linear.accuracy"))),
-                                  after))
+                                  after, from_run=spec.get("from_run"), note=str(entry.get("note") or "")))
         if not cells:
             raise SsltkError(f"{tw} has no cells")
+        _check_from_run(cells, tw)
         first: Dict[str, str] = {}
         for cell in cells:
-            key = yaml.safe_dump(cell.spec, sort_keys=True)
+            key = yaml.safe_dump({"spec": cell.spec, "from_run": cell.from_run}, sort_keys=True)
             cell.run_id = first.setdefault(key, cell.id)
         out[name] = Table(name, str(t.get("title", name)), str(t.get("source", paper)),
                           str(t.get("metric", "linear.accuracy")), cells, str(t.get("note", "")))
     return out
+
+
+def _check_from_run(cells: List[Cell], where: str) -> None:
+    """Each ``from_run`` names a cell of the same table that does not itself train on another run."""
+    by_id = {c.id: c for c in cells}
+    for cell in cells:
+        src = cell.from_run
+        if src is None:
+            continue
+        if not isinstance(src, dict) or set(src) != {"cell", "arg"} or not all(isinstance(v, str) for v in src.values()):
+            raise SsltkError(f"{where} cell {cell.id}: from_run must be {{cell: ROW/COLUMN, arg: NAME}}, got {src!r}")
+        source = by_id.get(src["cell"])
+        if source is None:
+            raise SsltkError(f"{where} cell {cell.id}: from_run names cell {src['cell']!r}, which the table lacks")
+        if source.from_run is not None:
+            raise SsltkError(f"{where} cell {cell.id}: from_run names {source.id}, which trains on another run itself")
+
+
+def source_cell(cell: Cell, table: "Table") -> Optional[Cell]:
+    """The cell whose run ``cell`` trains on, if any."""
+    if cell.from_run is None:
+        return None
+    return next(c for c in table.cells if c.id == cell.from_run["cell"])
 
 
 def _read_yaml(text: str, where: str) -> Any:
@@ -197,7 +234,10 @@ def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, trai
     ep = int(epochs or (cell.spec.get("trainer") or {}).get("epochs", 1))
     rate = float((cost.get("views_per_s") or {}).get(device, 0) or 0) * float(cost.get("speed", 1.0))
     try:
-        views, trains = views_per_image(cell.spec)
+        if cell.from_run is not None:  # its objective cannot be built before the run it reads exists
+            views, trains = int(cost.get("views", 1)), True
+        else:
+            views, trains = views_per_image(cell.spec)
     except SsltkError:  # its plugin is not installed: the cost is unknown, the cell still listed
         return math.nan
     minutes = float((cost.get("eval_minutes") or {}).get(device, 0) or 0)
@@ -228,7 +268,8 @@ def list_tables(tables: Dict[str, Table], pattern: str = "*", names: Optional[Se
         width = max(len(c.id) for c in cells)
         for c in cells:
             std = f" ± {c.paper_std:.2f}" if c.paper_std is not None else ""
-            lines.append(f"    {c.id:<{width}}  paper {c.paper_mean:6.2f}{std:<8}  cpu {_fmt_minutes(estimate_minutes(c, 'cpu')):>8}"
+            paper = f"{c.paper_mean:6.2f}" if c.paper_mean is not None else "   n/a"
+            lines.append(f"    {c.id:<{width}}  paper {paper}{std:<8}  cpu {_fmt_minutes(estimate_minutes(c, 'cpu')):>8}"
                          f"  gpu {_fmt_minutes(estimate_minutes(c, 'gpu')):>7}  ({c.label})")
         lines.append("")
     return "\n".join(lines).rstrip()
@@ -260,12 +301,17 @@ class Budget:
 
 
 def run_config(cell: Cell, seed: int, run_dir: Path, budget: Budget, data_root: Optional[str],
-               device: Optional[str] = None) -> Dict[str, Any]:
-    """The resolved run configuration of ``cell`` for one seed, as ``ssltk fit --print_config`` shows it."""
+               device: Optional[str] = None, source_run: Optional[Path] = None) -> Dict[str, Any]:
+    """The resolved run configuration of ``cell`` for one seed, as ``ssltk fit --print_config`` shows it;
+    ``source_run``: the run its ``from_run`` names."""
     from .api import make_config
     from .engine.build import check_config
 
     spec = copy.deepcopy(cell.spec)
+    if cell.from_run is not None:
+        if source_run is None:
+            raise SsltkError(f"cell {cell.id} trains on the run of {cell.from_run['cell']}: give its folder")
+        spec["objective_args"] = {**(spec.get("objective_args") or {}), cell.from_run["arg"]: str(source_run)}
     trainer = dict(spec.get("trainer") or {})
     trainer.update(seed=seed, run_dir=str(run_dir))
     if device:
@@ -377,11 +423,17 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
     from .engine.trainer import Trainer
 
     base = cell_runs(out, table, budget)
+    wanted = [c.id for c in cells]
+    needed = {s.id: s for s in (source_cell(c, table) for c in cells) if s is not None and s.id not in wanted}
     plan = []
-    for cell in cells:
+    order = list(needed.values()) + [c for c in cells if c.from_run is None] + \
+        [c for c in cells if c.from_run is not None]  # the runs others train on come first
+    for cell in order:
         for seed in seeds:
             run = base / cell.run_id / f"seed{seed}"
-            plan.append((cell, seed, run, run_config(cell, seed, run, budget, data_root, device)))
+            src = source_cell(cell, table)
+            source_run = base / src.run_id / f"seed{seed}" if src is not None else None
+            plan.append((cell, seed, run, run_config(cell, seed, run, budget, data_root, device, source_run)))
     for i, (cell, seed, run, cfg) in enumerate(plan, 1):
         if measured(run, cell.metric) is not None or not train:
             continue
@@ -395,7 +447,8 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
         if measured(run, cell.metric) is None:
             raise SsltkError(f"{run} finished without {cell.metric} in its results.json (is the cell's evaluate "
                              "section switched off?)")
-    return [(cell, seed, run) for cell, seed, run, _ in plan]
+    done = [(cell, seed, run) for cell, seed, run, _ in plan if cell.id in wanted]
+    return sorted(done, key=lambda r: (wanted.index(r[0].id), seeds.index(r[1])))
 
 
 # the table ---------------------------------------------------------------------------------------------------------
@@ -417,8 +470,9 @@ def summarise(table: Table, runs: List[Tuple[Cell, int, Path]]) -> List[Dict[str
         row: Dict[str, Any] = {"cell": cell, "n": len(vals)}
         if vals:
             row["mean"], row["std"] = mean_std(vals)
-            row["diff"] = row["mean"] - cell.paper_mean
-            row["within"] = abs(row["diff"]) <= TOLERANCE
+            if cell.paper_mean is not None:
+                row["diff"] = row["mean"] - cell.paper_mean
+                row["within"] = abs(row["diff"]) <= TOLERANCE
         rows.append(row)
     return rows
 
@@ -427,14 +481,22 @@ def markdown(table: Table, rows: List[Dict[str, Any]], budget: Budget, seeds: Se
     lines = [f"### {table.name}: {table.title}", "",
              f"{table.source}; {budget.describe()}; seeds {' '.join(map(str, seeds))}", "",
              "| cell | paper | measured | difference | within 1.5 |", "|---|---|---|---|---|"]
+    notes: List[str] = []
     for r in rows:
         c = r["cell"]
-        paper = f"{c.paper_mean:.2f}" + (f" ± {c.paper_std:.2f}" if c.paper_std is not None else "")
+        if c.paper_mean is None:
+            notes.append(f"{c.label}: {c.note}")
+            paper = f"n/a [{len(notes)}]"
+        else:
+            paper = f"{c.paper_mean:.2f}" + (f" ± {c.paper_std:.2f}" if c.paper_std is not None else "")
         if r["n"]:
             got = f"{r['mean']:.2f} ± {r['std']:.2f} (n={r['n']})"
-            lines.append(f"| {c.label} | {paper} | {got} | {r['diff']:+.2f} | {'yes' if r['within'] else 'no'} |")
+            diff = f"{r['diff']:+.2f}" if "diff" in r else "-"
+            within = ("yes" if r["within"] else "no") if "within" in r else "-"
+            lines.append(f"| {c.label} | {paper} | {got} | {diff} | {within} |")
         else:
             lines.append(f"| {c.label} | {paper} | not run yet | - | - |")
+    lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)] if notes else []
     return "\n".join(lines)
 
 
@@ -448,7 +510,7 @@ def chart(table: Table, rows: List[Dict[str, Any]], budget: Budget, path: Path) 
     n = len(rows)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * n + 2), 4.2))
     xs = list(range(n))
-    paper = [r["cell"].paper_mean for r in rows]
+    paper = [math.nan if r["cell"].paper_mean is None else r["cell"].paper_mean for r in rows]
     perr = [r["cell"].paper_std or 0.0 for r in rows]
     got = [r.get("mean", math.nan) for r in rows]
     gerr = [r.get("std", 0.0) for r in rows]

@@ -35,7 +35,8 @@ def protocol(tmp_path):
 def test_list_names_the_papers_tables_and_numbers(capsys):
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
-    for table in ("rr-table2", "rr-table10", "smi-table1", "sela-small", "sela-imbalanced", "rr-semi-supervised"):
+    for table in ("rr-table2", "rr-table10", "smi-table1", "sela-small", "sela-imbalanced", "rr-semi-supervised",
+                  "sela-label-transfer"):
         assert table in out
     assert "58.05 ± 0.67" in out and "80.46 ± 0.39" in out  # Table 10 relational K=4, Table 2 supervised Conv-4
     assert main(["reproduce", "--list", "rr-table10", "--cells", "relational/*"]) == 0
@@ -90,3 +91,24 @@ def test_bad_protocols_and_names_are_one_line(tmp_path, protocol, capsys):
     broken.write_text("tables: {a: [1, 2}\n")
     assert main(["reproduce", "--list", "--protocol", str(broken)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_from_run_and_missing_paper_numbers_are_checked(tmp_path, capsys):
+    def table(cells):
+        path = tmp_path / "t.yaml"
+        path.write_text(PROTOCOL.replace("""      supervised: {one: [80.0, 1.0]}
+      random: {one: 30.0}""", cells))
+        return ["reproduce", "--list", "--protocol", str(path)]
+
+    assert main(table("      supervised: {one: null}\n      random: {one: 30.0}")) == 2
+    assert "needs a note" in capsys.readouterr().err
+    assert main(table("      supervised: {one: {paper: null, note: lost}}\n      random: {one: 30.0}")) == 0
+    assert "paper    n/a" in capsys.readouterr().out
+    assert main(table("      supervised: {one: {paper: 1, from_run: {cell: x/one, arg: labels}}}")) == 2
+    assert "names cell 'x/one', which the table lacks" in capsys.readouterr().err
+    assert main(table("      supervised: {one: {paper: 1, from_run: {cell: random/one}}}\n"
+                      "      random: {one: 30.0}")) == 2
+    assert "from_run must be {cell: ROW/COLUMN, arg: NAME}" in capsys.readouterr().err
+    assert main(table("      supervised: {one: {paper: 1, from_run: {cell: random/one, arg: a}}}\n"
+                      "      random: {one: {paper: 1, from_run: {cell: supervised/one, arg: a}}}")) == 2
+    assert "trains on another run itself" in capsys.readouterr().err

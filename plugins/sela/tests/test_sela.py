@@ -142,3 +142,48 @@ def test_the_imagenet_label_step_budget_fits_one_80gb_gpu():
     assert alex["total_gib"] == pytest.approx(sum(v for k, v in alex.items() if k != "total_gib"))
     assert 35 < alex["total_gib"] < 80e9 / 2**30
     assert label_step_budget(1_281_167, 3000, 10, 4096, "fp32")["total_gib"] > alex["total_gib"] + 9
+
+
+CHAIN = """
+tables:
+  chain:
+    title: labels of one run train another
+    source: a test
+    base: {backbone: conv4, data: digits, data_args: {train_size: 320},
+           trainer: {epochs: 1, batch_size: 32, progress: false}, evaluate: {linear: false},
+           after: [{name: knn, args: {k: 5}}], metric: knn.accuracy}
+    columns:
+      source: {label: SeLa, objective: sela, objective_args: {clusters: 20, heads: 2, label_steps: 2}}
+      retrained: {label: retrained, objective: sela-transfer}
+    rows:
+      a: {label: A}
+    cells:
+      a:
+        retrained: {paper: null, note: lost in the text, from_run: {cell: a/source, arg: labels}}
+        source: 40.0
+"""
+
+
+def test_reproduce_trains_the_source_run_first_and_hands_its_labels_over(tmp_path, capsys):
+    """Table 5 of paper 004 as a protocol: a cell trains on the self-labels of another cell's run (section 4.3)."""
+    from ssltk.cli import main
+    from ssltk.engine.checkpoint import read_safetensors
+    from ssltk.engine.trainer import _checkpoints
+    from ssltk_sela.labels import load_label_file
+
+    proto = tmp_path / "chain.yaml"
+    proto.write_text(CHAIN)
+    out = tmp_path / "runs"
+    args = ["reproduce", "chain", "--protocol", str(proto), "--out", str(out), "--device", "cpu"]
+    assert main(args + ["--cells", "a/retrained"]) == 0  # only the transfer asked for: its source trains first
+    text = capsys.readouterr().out
+    assert text.index("a/source seed 0: training") < text.index("a/retrained seed 0: training")
+    assert "| A, retrained | n/a [1] |" in text and "[1] A, retrained: lost in the text" in text
+    assert "A, SeLa" not in text  # the source was trained, not tabled
+    runs = out / "chain" / "full" / "a"
+    transfer, _ = read_safetensors(_checkpoints(runs / "retrained" / "seed0")[-1])
+    source, _ = read_safetensors(_checkpoints(runs / "source" / "seed0")[-1])
+    assert torch.equal(transfer["objective.targets"], source["objective.labels"])
+    assert torch.equal(load_label_file(runs / "source" / "seed0"), source["objective.labels"])
+    capsys.readouterr()
+    assert main(args) == 0 and "training" not in capsys.readouterr().out  # both finished: nothing runs again

@@ -3,7 +3,9 @@
 ``ssltk sela-labels --run RUN`` writes the final self-labels of a SeLa run (the (T, N) label buffer of its last
 checkpoint, in training-set order) to ``RUN/self_labels.safetensors``, with the run's data spec as metadata. The
 ``sela-transfer`` objective then trains a fresh backbone from scratch on those labels with plain cross-entropy,
-one linear head per clustering, exactly as supervised training on ground truth would.
+one linear head per clustering, exactly as supervised training on ground truth would. Its ``labels`` is such a file,
+or the SeLa run itself, whose labels are then exported first: that is how a ``ssltk reproduce`` cell hands the run
+of another cell to it (``from_run``).
 """
 from __future__ import annotations
 
@@ -40,9 +42,14 @@ def export_labels(run_dir: Path, out: Optional[Path] = None) -> Path:
 
 
 def load_label_file(path: Path) -> Tensor:
+    """The (T, N) labels of a label file, or of a SeLa run folder (exported on first use)."""
     from ssltk.engine.checkpoint import read_safetensors
 
-    tensors, _ = read_safetensors(Path(path))
+    path = Path(path)
+    if path.is_dir():
+        exported = path / "self_labels.safetensors"
+        path = exported if exported.is_file() else export_labels(path)
+    tensors, _ = read_safetensors(path)
     if "labels" not in tensors:
         raise SsltkError(f"{path} has no tensor named 'labels'")
     labels = tensors["labels"].long()
@@ -53,6 +60,7 @@ class LabelTransfer(SelaViews):
     """Label transfer (paper 004, section 4.3): cross-entropy of fresh heads on exported self-labels."""
 
     def __init__(self, in_dim: int, labels: str = "self_labels.safetensors"):
+        """``labels``: a file written by ``ssltk sela-labels``, or a finished SeLa run folder."""
         super().__init__(in_dim)
         self.labels_path = labels
         table = load_label_file(Path(labels))
