@@ -11,22 +11,11 @@ its stored config (the data and its validation split) and last checkpoint (the c
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
-
-_CKPT = re.compile(r"epoch-(\d+)\.safetensors$")
-
-
-def last_checkpoint(run: Path) -> Path:
-    found = sorted((int(m.group(1)), p) for p in (run / "checkpoints").glob("epoch-*.safetensors")
-                   if (m := _CKPT.search(p.name)))
-    if not found:
-        sys.exit(f"{run}: no checkpoints/epoch-*.safetensors to read the classifier from")
-    return found[-1][1]
 
 
 def head_and_probe(run: Path) -> dict:
@@ -37,6 +26,7 @@ def head_and_probe(run: Path) -> dict:
     from ssltk.engine.build import build
     from ssltk.engine.checkpoint import read_safetensors
     from ssltk.engine.rundir import read_stored_config
+    from ssltk.engine.trainer import checkpoint_files
     from ssltk.eval.features import extract_features
     from ssltk.eval.results import read_results
 
@@ -46,7 +36,10 @@ def head_and_probe(run: Path) -> dict:
     probe = read_results(run).get("linear")
     if probe is None:
         sys.exit(f"{run}: no linear probe result yet (results.json); let the run finish first")
-    tensors, _ = read_safetensors(last_checkpoint(run))
+    ckpts = checkpoint_files(run)
+    if not ckpts:
+        sys.exit(f"{run}: no checkpoints/epoch-*.safetensors to read the classifier from")
+    tensors, _ = read_safetensors(ckpts[-1])
     weight, bias = tensors["objective.classifier.weight"], tensors["objective.classifier.bias"]
     backbone = load_backbone(run / "backbone.safetensors")
     data = build(cfg["data"])

@@ -220,7 +220,8 @@ class TrainStep(nn.Module):
         return self.objective(batch, self.backbone)
 
 
-def _checkpoints(run_dir: Path) -> List[Path]:
+def checkpoint_files(run_dir: Path) -> List[Path]:
+    """A run's ``checkpoints/epoch-NNNN.safetensors`` files, oldest first (empty where there are none)."""
     folder = run_dir / "checkpoints"
     if not folder.is_dir():
         return []
@@ -380,12 +381,12 @@ class Trainer:
         if self.scaler.is_enabled():
             meta["grad_scaler"] = self.scaler.state_dict()
         save_training_state(path, self._modules(), self.optimizer, None, meta)
-        for old in _checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
+        for old in checkpoint_files(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
             old.unlink(missing_ok=True)
         return path
 
     def _restore(self) -> int:
-        ckpts = _checkpoints(self.run_dir)
+        ckpts = checkpoint_files(self.run_dir)
         if not ckpts:
             return 0
         meta = load_training_state(ckpts[-1], self._modules(), self.optimizer, None)
@@ -414,7 +415,7 @@ class Trainer:
             try:
                 return self._owned_fit()
             except KeyboardInterrupt as exc:
-                raise Interrupted(self.run_dir, _checkpoints(self.run_dir), str(exc) or "interrupted") from None
+                raise Interrupted(self.run_dir, checkpoint_files(self.run_dir), str(exc) or "interrupted") from None
 
     def _claim_run_dir(self) -> Optional[Dict[str, Any]]:
         """Rank 0 checks the directory before writing anything; every rank learns the verdict."""
@@ -620,7 +621,7 @@ class Trainer:
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         if not math.isfinite(value):
-            ckpts = _checkpoints(self.run_dir)
+            ckpts = checkpoint_files(self.run_dir)
             where = (f"the last checkpoint, {ckpts[-1]}, is intact" if ckpts else "no checkpoint was written yet")
             raise SsltkError(f"loss is {value} at epoch {epoch + 1}, step {step + 1}; {where} "
                              "(try a lower --trainer.lr)")

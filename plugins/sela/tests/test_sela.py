@@ -168,7 +168,7 @@ def test_reproduce_trains_the_source_run_first_and_hands_its_labels_over(tmp_pat
     """Table 5 of paper 004 as a protocol: a cell trains on the self-labels of another cell's run (section 4.3)."""
     from ssltk.cli import main
     from ssltk.engine.checkpoint import read_safetensors
-    from ssltk.engine.trainer import _checkpoints
+    from ssltk.engine.trainer import checkpoint_files
     from ssltk_sela.labels import load_label_file
 
     proto = tmp_path / "chain.yaml"
@@ -181,8 +181,8 @@ def test_reproduce_trains_the_source_run_first_and_hands_its_labels_over(tmp_pat
     assert "| A, retrained | n/a [1] |" in text and "[1] A, retrained: lost in the text" in text
     assert "A, SeLa" not in text  # the source was trained, not tabled
     runs = out / "chain" / "full" / "a"
-    transfer, _ = read_safetensors(_checkpoints(runs / "retrained" / "seed0")[-1])
-    source, _ = read_safetensors(_checkpoints(runs / "source" / "seed0")[-1])
+    transfer, _ = read_safetensors(checkpoint_files(runs / "retrained" / "seed0")[-1])
+    source, _ = read_safetensors(checkpoint_files(runs / "source" / "seed0")[-1])
     assert torch.equal(transfer["objective.targets"], source["objective.labels"])
     assert torch.equal(load_label_file(runs / "source" / "seed0"), source["objective.labels"])
     capsys.readouterr()

@@ -25,10 +25,10 @@ from .objective import SelaViews
 def export_labels(run_dir: Path, out: Optional[Path] = None) -> Path:
     """The (T, N) self-labels of the last checkpoint of a SeLa run, as ``labels`` in a safetensors file."""
     from ssltk.engine.checkpoint import read_safetensors, save_safetensors
-    from ssltk.engine.trainer import _checkpoints, read_run_config
+    from ssltk.engine.trainer import checkpoint_files, read_run_config
 
     cfg = read_run_config(run_dir)
-    ckpts = _checkpoints(run_dir)
+    ckpts = checkpoint_files(run_dir)
     if not ckpts:
         raise SsltkError(f"{run_dir} has no checkpoint to take the labels from")
     tensors, meta = read_safetensors(ckpts[-1])
