@@ -31,8 +31,8 @@ def head_and_probe(run: Path) -> dict:
     from ssltk.eval.results import read_results
 
     cfg = read_stored_config(run)
-    if cfg is None or "supervised" not in str(cfg.get("objective", {}).get("class_path", "")).lower():
-        sys.exit(f"{run}: not a supervised ssltk run (its config.yaml names no supervised objective)")
+    if cfg is None:
+        sys.exit(f"{run}: not an ssltk run folder (no config.yaml)")
     probe = read_results(run).get("linear")
     if probe is None:
         sys.exit(f"{run}: no linear probe result yet (results.json); let the run finish first")
@@ -40,6 +40,8 @@ def head_and_probe(run: Path) -> dict:
     if not ckpts:
         sys.exit(f"{run}: no checkpoints/epoch-*.safetensors to read the classifier from")
     tensors, _ = read_safetensors(ckpts[-1])
+    if "objective.classifier.weight" not in tensors:  # what makes a run supervised here: a classifier on the labels
+        sys.exit(f"{run}: its checkpoint holds no objective.classifier; not a supervised run")
     weight, bias = tensors["objective.classifier.weight"], tensors["objective.classifier.bias"]
     backbone = load_backbone(run / "backbone.safetensors")
     data = build(cfg["data"])
