@@ -145,8 +145,11 @@ def test_a_signal_stops_cleanly_and_names_the_run(tmp_path, sig, code, word):
     run = tmp_path / "run"
     args = ["fit", "--objective", "relational", "--objective.k", "4", *FAST_FIT, "--trainer.epochs", "50",
             "--trainer.run_dir", str(run)]
+    # A suite launched in the background by a script inherits SIGINT ignored (POSIX), and Python, like ssltk, keeps
+    # an inherited SIG_IGN; the child gets the default disposition so the test checks ssltk, not how it was started.
     proc = subprocess.Popen([sys.executable, "-m", "ssltk", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = run / "checkpoints" / "epoch-0001.safetensors"
     deadline = time.time() + 300
     while not first.exists() and proc.poll() is None and time.time() < deadline:
