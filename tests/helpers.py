@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -25,18 +26,27 @@ def error_lines(proc: subprocess.CompletedProcess) -> List[str]:
 
 def kill_after_first_checkpoint(cmd: Sequence[str], run_dir: Path, env: Optional[dict] = None,
                                 linger: float = 0.5) -> bool:
-    """Start ``cmd`` (a fit into ``run_dir``), SIGKILL it ``linger`` seconds after its first checkpoint appears
-    (into the next epoch, whose step records are then lost); False if it finished before it could be killed."""
-    proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(env or os.environ, PYTHONUNBUFFERED="1"))
-    first = Path(run_dir) / "checkpoints" / "epoch-0001.safetensors"
-    deadline = time.time() + 300
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(linger)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert first.exists(), "the run never wrote its first checkpoint"
+    """Start ``cmd`` (a fit into ``run_dir``) and SIGKILL it ``linger`` seconds after its first checkpoint appears
+    (into the next epoch, whose step records are then lost), or as soon as its second one does: on a fast machine a
+    fixed linger can outlast the run, whose pruning then removes the first checkpoint. False if it finished first."""
+    ckpts = Path(run_dir) / "checkpoints"
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=err,
+                                env=dict(env or os.environ, PYTHONUNBUFFERED="1"))
+        deadline = time.time() + 300
+        while not (ckpts / "epoch-0001.safetensors").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        seen = (ckpts / "epoch-0001.safetensors").exists()
+        until = time.time() + linger
+        while proc.poll() is None and time.time() < until and not (ckpts / "epoch-0002.safetensors").exists():
+            time.sleep(0.005)
+        finished = proc.poll() is not None
+        proc.kill()
+        proc.wait()
+        if finished and proc.returncode == 0:
+            return False
+        err.seek(0)
+        assert seen, f"the run never wrote its first checkpoint (exit {proc.returncode}): {err.read()[-2000:]!r}"
     return not (Path(run_dir) / "backbone.safetensors").exists()
 
 
