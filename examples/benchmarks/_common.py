@@ -91,3 +91,30 @@ def data_and_runs(args) -> tuple:
     """(root of the CIFAR-10 training images, folder of the run directories) from ``add_run_arguments``' options."""
     root = Path(args.data) if args.data else extract_cifar10()
     return root, Path(args.out) if args.out else Path(root).parent / "runs"
+
+
+def finished_run(run: Path):
+    """A finished run of ``ssltk reproduce``: its stored config, its stored linear probe result, its backbone and its
+    data (with the run's own validation split); exits with one line when the folder is not one."""
+    from ssltk.api import load_backbone
+    from ssltk.engine.build import build
+    from ssltk.engine.rundir import read_stored_config
+    from ssltk.eval.results import read_results
+
+    cfg = read_stored_config(run)
+    if cfg is None:
+        sys.exit(f"{run}: not an ssltk run folder (no config.yaml)")
+    probe = read_results(run).get("linear")
+    if probe is None or not (run / "backbone.safetensors").is_file():
+        sys.exit(f"{run}: no linear probe result or backbone yet; let the run finish first")
+    return cfg, probe, load_backbone(run / "backbone.safetensors"), build(cfg["data"])
+
+
+def runs_arguments(doc: str, runs_help: str):
+    """The command line of the scripts that read finished runs: the run folders, and ``--record``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, help=runs_help)
+    p.add_argument("--record", action="store_true", help="append the figures to examples/benchmarks/RESULTS.md")
+    return p.parse_args()

@@ -12,12 +12,11 @@ its validation split).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
+from _common import finished_run, report, runs_arguments  # noqa: E402
 
 L2 = (1e-5, 1e-4, 1e-3, 1e-2)
 HOLD_OUT = 5000
@@ -47,23 +46,9 @@ def ceiling(run: Path) -> dict:
     """Top-1 of the tuned logistic regression on the run's validation split, beside the stored A.3 probe."""
     import torch
 
-    from ssltk.api import load_backbone
-    from ssltk.engine.build import build
-    from ssltk.engine.rundir import read_stored_config
     from ssltk.eval.features import extract_features
-    from ssltk.eval.results import read_results
 
-    cfg = read_stored_config(run)
-    if cfg is None:
-        sys.exit(f"{run}: not an ssltk run folder (no config.yaml)")
-    probe = read_results(run).get("linear")
-    if probe is None:
-        sys.exit(f"{run}: no linear probe result yet (results.json); let the run finish first")
-    if not (run / "backbone.safetensors").is_file():
-        sys.exit(f"{run}: no backbone.safetensors; let the run finish first")
-    torch.manual_seed(0)
-    backbone = load_backbone(run / "backbone.safetensors")
-    data = build(cfg["data"])
+    _, probe, backbone, data = finished_run(run)
     device = torch.device("cpu")
     tr = extract_features(backbone, data.train.images, data.mean, data.std, device)
     va = extract_features(backbone, data.val.images, data.mean, data.std, device)
@@ -86,10 +71,7 @@ def ceiling(run: Path) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", type=Path, help="finished run folders with a linear probe result")
-    p.add_argument("--record", action="store_true", help="append the figures to examples/benchmarks/RESULTS.md")
-    a = p.parse_args()
+    a = runs_arguments(__doc__, "finished run folders with a linear probe result")
     lines = ["top-1 (%) on the run's own train / validation splits, frozen backbone in eval mode:"]
     for run in a.runs:
         r = ceiling(run.resolve())

@@ -10,32 +10,22 @@ its stored config (the data and its validation split) and last checkpoint (the c
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
+from _common import finished_run, report, runs_arguments  # noqa: E402
 
 
 def head_and_probe(run: Path) -> dict:
     """Top-1 of the run's own Linear(D, C) on its train and validation splits, beside the stored probe results."""
     import torch
 
-    from ssltk.api import load_backbone
-    from ssltk.engine.build import build
     from ssltk.engine.checkpoint import read_safetensors
-    from ssltk.engine.rundir import read_stored_config
     from ssltk.engine.trainer import checkpoint_files
     from ssltk.eval.features import extract_features
-    from ssltk.eval.results import read_results
 
-    cfg = read_stored_config(run)
-    if cfg is None:
-        sys.exit(f"{run}: not an ssltk run folder (no config.yaml)")
-    probe = read_results(run).get("linear")
-    if probe is None:
-        sys.exit(f"{run}: no linear probe result yet (results.json); let the run finish first")
+    _, probe, backbone, data = finished_run(run)
     ckpts = checkpoint_files(run)
     if not ckpts:
         sys.exit(f"{run}: no checkpoints/epoch-*.safetensors to read the classifier from")
@@ -43,8 +33,6 @@ def head_and_probe(run: Path) -> dict:
     if "objective.classifier.weight" not in tensors:  # what makes a run supervised here: a classifier on the labels
         sys.exit(f"{run}: its checkpoint holds no objective.classifier; not a supervised run")
     weight, bias = tensors["objective.classifier.weight"], tensors["objective.classifier.bias"]
-    backbone = load_backbone(run / "backbone.safetensors")
-    data = build(cfg["data"])
     device = torch.device("cpu")
     own = {}
     for split, images in (("train", data.train), ("val", data.val)):
@@ -55,10 +43,7 @@ def head_and_probe(run: Path) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", type=Path, help="finished supervised run folders")
-    p.add_argument("--record", action="store_true", help="append the figures to examples/benchmarks/RESULTS.md")
-    a = p.parse_args()
+    a = runs_arguments(__doc__, "finished supervised run folders")
     lines = ["top-1 (%) on the run's own train / validation splits, frozen backbone in eval mode:"]
     gaps = []
     for run in a.runs:
