@@ -94,7 +94,7 @@ def data_and_runs(args) -> tuple:
 
 
 def finished_run(run: Path):
-    """A finished run of ``ssltk reproduce``: its stored config, its stored linear probe result, its backbone and its
+    """A finished run of ``ssltk reproduce``: its stored linear probe result, its backbone and its
     data (with the run's own validation split); exits with one line when the folder is not one."""
     from ssltk.api import load_backbone
     from ssltk.engine.build import build
@@ -107,7 +107,7 @@ def finished_run(run: Path):
     probe = read_results(run).get("linear")
     if probe is None or not (run / "backbone.safetensors").is_file():
         sys.exit(f"{run}: no linear probe result or backbone yet; let the run finish first")
-    return cfg, probe, load_backbone(run / "backbone.safetensors"), build(cfg["data"])
+    return probe, load_backbone(run / "backbone.safetensors"), build(cfg["data"])
 
 
 def runs_arguments(doc: str, runs_help: str):

@@ -48,7 +48,7 @@ def ceiling(run: Path) -> dict:
 
     from ssltk.eval.features import extract_features
 
-    _, probe, backbone, data = finished_run(run)
+    probe, backbone, data = finished_run(run)
     device = torch.device("cpu")
     tr = extract_features(backbone, data.train.images, data.mean, data.std, device)
     va = extract_features(backbone, data.val.images, data.mean, data.std, device)

@@ -25,7 +25,7 @@ def head_and_probe(run: Path) -> dict:
     from ssltk.engine.trainer import checkpoint_files
     from ssltk.eval.features import extract_features
 
-    _, probe, backbone, data = finished_run(run)
+    probe, backbone, data = finished_run(run)
     ckpts = checkpoint_files(run)
     if not ckpts:
         sys.exit(f"{run}: no checkpoints/epoch-*.safetensors to read the classifier from")
