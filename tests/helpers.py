@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,22 +23,26 @@ def error_lines(proc: subprocess.CompletedProcess) -> List[str]:
     return [ln for ln in proc.stderr.splitlines() if ln.strip()]
 
 
+def wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, epoch: int = 1, timeout: float = 300) -> bool:
+    """Poll until the fit ``proc`` has written ``run_dir``'s checkpoint of ``epoch``, has ended, or ``timeout``
+    seconds have passed; whether that checkpoint exists."""
+    path = Path(run_dir) / "checkpoints" / f"epoch-{epoch:04d}.safetensors"
+    deadline = time.time() + timeout
+    while not path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    return path.exists()
+
+
 def kill_after_first_checkpoint(cmd: Sequence[str], run_dir: Path, env: Optional[dict] = None,
                                 linger: float = 0.5) -> bool:
     """Start ``cmd`` (a fit into ``run_dir``) and SIGKILL it ``linger`` seconds after its first checkpoint appears
     (into the next epoch, whose step records are then lost), or as soon as its second one does: on a fast machine a
     fixed linger can outlast the run, whose pruning then removes the first checkpoint. False if it finished first."""
-    ckpts = Path(run_dir) / "checkpoints"
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=err,
                                 env=dict(env or os.environ, PYTHONUNBUFFERED="1"))
-        deadline = time.time() + 300
-        while not (ckpts / "epoch-0001.safetensors").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        seen = (ckpts / "epoch-0001.safetensors").exists()
-        until = time.time() + linger
-        while proc.poll() is None and time.time() < until and not (ckpts / "epoch-0002.safetensors").exists():
-            time.sleep(0.005)
+        seen = wait_for_checkpoint(proc, run_dir)
+        wait_for_checkpoint(proc, run_dir, epoch=2, timeout=linger)
         finished = proc.poll() is not None
         proc.kill()
         proc.wait()

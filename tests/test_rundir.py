@@ -14,7 +14,7 @@ from ssltk.cli import main
 from ssltk.engine.rundir import RunLock, resume_changes, truncate_metrics
 from ssltk.engine.trainer import Trainer
 from ssltk.errors import SsltkError
-from helpers import FAST_FIT
+from helpers import FAST_FIT, wait_for_checkpoint
 
 TINY = dict(objective_args={"k": 2}, data_args={"train_size": 64}, evaluate={"linear": False})
 
@@ -150,10 +150,7 @@ def test_a_signal_stops_cleanly_and_names_the_run(tmp_path, sig, code, word):
     proc = subprocess.Popen([sys.executable, "-m", "ssltk", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    first = run / "checkpoints" / "epoch-0001.safetensors"
-    deadline = time.time() + 300
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+    wait_for_checkpoint(proc, run)
     time.sleep(0.3)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)

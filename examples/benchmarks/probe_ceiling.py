@@ -47,6 +47,7 @@ def ceiling(run: Path) -> dict:
     import torch
 
     from ssltk.eval.features import extract_features
+    from ssltk.eval.linear import topk_accuracy
 
     probe, backbone, data = finished_run(run)
     device = torch.device("cpu")
@@ -62,12 +63,11 @@ def ceiling(run: Path) -> dict:
     scores = {}
     for l2 in L2:
         w, b = fit_logistic(tr[fit_i], ytr[fit_i], classes, l2)
-        scores[l2] = ((tr[sel_i] @ w + b).argmax(1) == ytr[sel_i]).float().mean().item() * 100
+        scores[l2] = topk_accuracy(tr[sel_i] @ w + b, ytr[sel_i])
     best = max(L2, key=lambda k: scores[k])
     w, b = fit_logistic(tr, ytr, classes, best)
-    acc = lambda x, y: ((x @ w + b).argmax(1) == y).float().mean().item() * 100  # noqa: E731
-    return {"l2": best, "train": acc(tr, ytr), "val": acc(va, yva), "probe_train": probe["train_accuracy"],
-            "probe_val": probe["accuracy"], "dim": tr.shape[1]}
+    return {"l2": best, "train": topk_accuracy(tr @ w + b, ytr), "val": topk_accuracy(va @ w + b, yva),
+            "probe_train": probe["train_accuracy"], "probe_val": probe["accuracy"], "dim": tr.shape[1]}
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ def head_and_probe(run: Path) -> dict:
     from ssltk.engine.checkpoint import read_safetensors
     from ssltk.engine.trainer import checkpoint_files
     from ssltk.eval.features import extract_features
+    from ssltk.eval.linear import topk_accuracy
 
     probe, backbone, data = finished_run(run)
     ckpts = checkpoint_files(run)
@@ -37,7 +38,7 @@ def head_and_probe(run: Path) -> dict:
     own = {}
     for split, images in (("train", data.train), ("val", data.val)):
         feats = extract_features(backbone, images.images, data.mean, data.std, device)
-        own[split] = ((feats @ weight.T + bias).argmax(1) == images.labels).float().mean().item() * 100
+        own[split] = topk_accuracy(feats @ weight.T + bias, images.labels)
     return {"own_train": own["train"], "own_val": own["val"], "probe_train": probe["train_accuracy"],
             "probe_val": probe["accuracy"]}
 
