@@ -376,20 +376,36 @@ def _note_provenance(base: Path, cell: Cell, seed: int, resume: bool) -> None:
                              "date": utc_stamp()}) + "\n")
 
 
-def trained_by(base: Path, cells: Sequence[Cell]) -> List[str]:
-    """The commits that trained the runs of ``cells``, from the provenance notes."""
+def trained_by(runs: Sequence[Tuple[Cell, int, Path]]) -> List[str]:
+    """The commits that trained ``runs``, from the provenance notes of the folders they lie in (a run's folder is
+    ``BASE/ROW/COLUMN/seedN``, its notes ``BASE/provenance.jsonl``)."""
     import json
 
-    path, ids, commits = base / "provenance.jsonl", {c.id for c in cells}, []
-    if path.is_file():
+    wanted: Dict[Path, set] = {}
+    for cell, seed, run in runs:
+        wanted.setdefault(run.parents[2], set()).update({(cell.id, seed), (cell.run_id, seed)})
+    commits: List[str] = []
+    for base, ids in wanted.items():
+        path = base / "provenance.jsonl"
+        if not path.is_file():
+            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if rec.get("cell") in ids and rec.get("commit") not in commits:
+            if (rec.get("cell"), rec.get("seed")) in ids and rec.get("commit") not in commits:
                 commits.append(rec.get("commit"))
     return commits
+
+
+def _finished_in(bases: Sequence[Path], cell: Cell, seed: int) -> Path:
+    """The run of ``cell`` and ``seed`` in the first of ``bases`` where it has finished (else in the first base)."""
+    for base in bases:
+        run = base / cell.run_id / f"seed{seed}"
+        if measured(run, cell.metric) is not None:
+            return run
+    return bases[0] / cell.run_id / f"seed{seed}"
 
 
 def _fit_done(run: Path, cfg: Dict[str, Any]) -> bool:
@@ -417,12 +433,17 @@ def _evaluate_after(run: Path, ev: Dict[str, Any], transfer_root: Optional[str],
 
 def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, budget: Budget,
               data_root: Optional[str], device: Optional[str] = None, train: bool = True,
-              transfer_root: Optional[str] = None, log=print) -> List[Tuple[Cell, int, Path]]:
+              transfer_root: Optional[str] = None, log=print,
+              read_from: Sequence[Path] = ()) -> List[Tuple[Cell, int, Path]]:
     """Train and evaluate every missing (cell, seed) run; finished runs are skipped and unfinished ones resumed.
-    Every configuration is built and checked before the first run starts."""
+    Every configuration is built and checked before the first run starts. Without training, the runs of each cell
+    and seed are looked for in ``out`` and then in each ``read_from`` folder (other ``--out`` folders), in order."""
     from .engine.trainer import Trainer
 
     base = cell_runs(out, table, budget)
+    if read_from and train:
+        raise SsltkError("runs are read from other folders only for a table of finished runs (--table-only)")
+    bases = [base] + [cell_runs(Path(r), table, budget) for r in read_from]
     wanted = [c.id for c in cells]
     needed = {s.id: s for s in (source_cell(c, table) for c in cells) if s is not None and s.id not in wanted}
     plan = []
@@ -447,7 +468,8 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
         if measured(run, cell.metric) is None:
             raise SsltkError(f"{run} finished without {cell.metric} in its results.json (is the cell's evaluate "
                              "section switched off?)")
-    done = [(cell, seed, run) for cell, seed, run, _ in plan if cell.id in wanted]
+    done = [(cell, seed, run if train else _finished_in(bases, cell, seed))
+            for cell, seed, run, _ in plan if cell.id in wanted]
     return sorted(done, key=lambda r: (wanted.index(r[0].id), seeds.index(r[1])))
 
 
@@ -542,12 +564,19 @@ def utc_stamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def conditions(argv: Sequence[str], trainers: Sequence[str]) -> List[str]:
-    """Machine, command, commits and date of a reproduction, for the record."""
-    return [f"- date: {utc_stamp()}",
-            f"- machine: {machine_description()}",
-            f"- commit: {source_revision()} (table); runs trained by {', '.join(trainers) or 'unrecorded code'}",
-            f"- command: `ssltk reproduce {shlex.join(argv)}`"]
+def conditions(argv: Sequence[str], runs: Sequence[Tuple[Cell, int, Path]]) -> List[str]:
+    """Machine, command, commits, date and (when they lie in several folders) where each run was read from."""
+    lines = [f"- date: {utc_stamp()}",
+             f"- machine: {machine_description()}",
+             f"- commit: {source_revision()} (table); runs trained by {', '.join(trained_by(runs)) or 'unrecorded code'}",
+             f"- command: `ssltk reproduce {shlex.join(argv)}`"]
+    folders: Dict[Path, List[str]] = {}
+    for cell, seed, run in runs:
+        if measured(run, cell.metric) is not None:
+            folders.setdefault(run.parents[2], []).append(f"{cell.id} seed {seed}")
+    if len(folders) > 1:
+        lines += [f"- runs read from {base}: {', '.join(names)}" for base, names in folders.items()]
+    return lines
 
 
 def cmd_reproduce(argv: List[str]) -> int:
@@ -568,6 +597,9 @@ def cmd_reproduce(argv: List[str]) -> int:
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: the trainer's auto)")
     p.add_argument("--protocol", action="append", default=[], help="also read the tables of this protocol file")
     p.add_argument("--table-only", action="store_true", help="train nothing: table the runs that have finished")
+    p.add_argument("--runs-from", dest="runs_from", action="append", default=[], metavar="DIR",
+                   help="with --table-only: also table the finished runs of this other --out folder; each cell and "
+                        "seed comes from the first folder, --out first, where its run has finished")
     p.add_argument("--record", default=None, help="append the table and its conditions to this Markdown file")
     a = p.parse_args(argv)
     tables = load_protocols(a.protocol)
@@ -596,8 +628,13 @@ def cmd_reproduce(argv: List[str]) -> int:
         raise SsltkError(f"no cell of {a.table} matches {a.cells!r}; its cells: {', '.join(c.id for c in table.cells)}")
     budget = Budget(a.epochs, a.train_size)
     out = Path(a.out)
+    if a.runs_from and not a.table_only:
+        raise SsltkError("--runs-from reads finished runs only: add --table-only (runs train into --out)")
+    for d in a.runs_from:
+        if not Path(d).is_dir():
+            raise SsltkError(f"--runs-from {d}: no such folder")
     runs = reproduce(table, cells, a.seeds, out, budget, a.data_root, a.device, train=not a.table_only,
-                     transfer_root=a.transfer_root)
+                     transfer_root=a.transfer_root, read_from=[Path(d) for d in a.runs_from])
     rows = summarise(table, runs)
     text = markdown(table, rows, budget, a.seeds)
     folder = cell_runs(out, table, budget)
@@ -609,5 +646,5 @@ def cmd_reproduce(argv: List[str]) -> int:
     if a.record:
         with open(a.record, "a", encoding="utf-8") as fh:
             fh.write("\n".join(["", f"## ssltk reproduce {table.name} ({budget.describe()})", ""]
-                               + conditions(argv, trained_by(folder, cells)) + ["", text, ""]))
+                               + conditions(argv, runs) + ["", text, ""]))
     return 0

@@ -112,3 +112,22 @@ def test_from_run_and_missing_paper_numbers_are_checked(tmp_path, capsys):
     assert main(table("      supervised: {one: {paper: 1, from_run: {cell: random/one, arg: a}}}\n"
                       "      random: {one: {paper: 1, from_run: {cell: supervised/one, arg: a}}}")) == 2
     assert "trains on another run itself" in capsys.readouterr().err
+
+
+def test_a_table_reads_finished_runs_from_several_folders(tmp_path, protocol, capsys):
+    first, second, rec = tmp_path / "a", tmp_path / "b", tmp_path / "rec.md"
+    args = ["reproduce", "tiny", "--protocol", str(protocol), "--device", "cpu"]
+    assert main(args + ["--out", str(first), "--cells", "supervised/*"]) == 0
+    assert main(args + ["--out", str(second), "--cells", "random/*"]) == 0
+    with open(first / "tiny" / "full" / "provenance.jsonl", "a") as fh:  # a run of another seed, not tabled
+        fh.write(json.dumps({"cell": "supervised/one", "seed": 7, "commit": "not-this-one"}) + "\n")
+    assert main(args + ["--out", str(second), "--runs-from", str(first)]) == 2
+    assert "--table-only" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(args + ["--out", str(second), "--runs-from", str(first), "--table-only", "--record", str(rec)]) == 0
+    table = (second / "tiny" / "full" / "table.md").read_text()
+    assert "not run yet" not in table and "(n=1)" in table
+    text = rec.read_text()
+    assert f"- runs read from {second / 'tiny' / 'full'}: random/one seed 0" in text
+    assert f"- runs read from {first / 'tiny' / 'full'}: supervised/one seed 0" in text
+    assert "runs trained by" in text and "not-this-one" not in text and "unrecorded code" not in text
