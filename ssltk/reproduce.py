@@ -571,12 +571,27 @@ def conditions(argv: Sequence[str], runs: Sequence[Tuple[Cell, int, Path]]) -> L
              f"- commit: {source_revision()} (table); runs trained by {', '.join(trained_by(runs)) or 'unrecorded code'}",
              f"- command: `ssltk reproduce {shlex.join(argv)}`"]
     folders: Dict[Path, List[str]] = {}
+    weights: List[str] = []
     for cell, seed, run in runs:
         if measured(run, cell.metric) is not None:
             folders.setdefault(run.parents[2], []).append(f"{cell.id} seed {seed}")
+            if (run / "backbone.safetensors").is_file():
+                weights.append(f"{cell.id} seed {seed} {_sha256(run / 'backbone.safetensors')[:16]}")
     if len(folders) > 1:
         lines += [f"- runs read from {base}: {', '.join(names)}" for base, names in folders.items()]
+    if weights:  # so that a later scoring of the weights on other data names the very files this table scored
+        lines.append(f"- backbone.safetensors sha256 (first 16 hex digits): {'; '.join(weights)}")
     return lines
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def cmd_reproduce(argv: List[str]) -> int:

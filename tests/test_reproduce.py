@@ -1,4 +1,5 @@
 """ssltk reproduce: paper tables as data, runs that resume and skip, the side-by-side table."""
+import hashlib
 import json
 
 import pytest
@@ -131,3 +132,6 @@ def test_a_table_reads_finished_runs_from_several_folders(tmp_path, protocol, ca
     assert f"- runs read from {second / 'tiny' / 'full'}: random/one seed 0" in text
     assert f"- runs read from {first / 'tiny' / 'full'}: supervised/one seed 0" in text
     assert "runs trained by" in text and "not-this-one" not in text and "unrecorded code" not in text
+    digest = hashlib.sha256((first / "tiny" / "full" / "supervised" / "one" / "seed0" / "backbone.safetensors")
+                            .read_bytes()).hexdigest()[:16]
+    assert f"supervised/one seed 0 {digest}" in text
