@@ -512,7 +512,8 @@ def markdown(table: Table, rows: List[Dict[str, Any]], budget: Budget, seeds: Se
         else:
             paper = f"{c.paper_mean:.2f}" + (f" ± {c.paper_std:.2f}" if c.paper_std is not None else "")
         if r["n"]:
-            got = f"{r['mean']:.2f} ± {r['std']:.2f} (n={r['n']})"
+            # one run has no spread to show: "± 0.00" would read as a measured agreement between seeds
+            got = f"{r['mean']:.2f}" + (f" ± {r['std']:.2f}" if r["n"] > 1 else "") + f" (n={r['n']})"
             diff = f"{r['diff']:+.2f}" if "diff" in r else "-"
             within = ("yes" if r["within"] else "no") if "within" in r else "-"
             lines.append(f"| {c.label} | {paper} | {got} | {diff} | {within} |")
