@@ -442,7 +442,7 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
 
     base = cell_runs(out, table, budget)
     if read_from and train:
-        raise SsltkError("runs are read from other folders only for a table of finished runs (--table-only)")
+        raise SsltkError("--runs-from reads finished runs only: add --table-only (runs train into --out)")
     bases = [base] + [cell_runs(Path(r), table, budget) for r in read_from]
     wanted = [c.id for c in cells]
     needed = {s.id: s for s in (source_cell(c, table) for c in cells) if s is not None and s.id not in wanted}
@@ -644,8 +644,6 @@ def cmd_reproduce(argv: List[str]) -> int:
         raise SsltkError(f"no cell of {a.table} matches {a.cells!r}; its cells: {', '.join(c.id for c in table.cells)}")
     budget = Budget(a.epochs, a.train_size)
     out = Path(a.out)
-    if a.runs_from and not a.table_only:
-        raise SsltkError("--runs-from reads finished runs only: add --table-only (runs train into --out)")
     for d in a.runs_from:
         if not Path(d).is_dir():
             raise SsltkError(f"--runs-from {d}: no such folder")
