@@ -225,6 +225,16 @@ def views_per_image(spec: Dict[str, Any]) -> Tuple[int, bool]:
     return int(obj.num_views), bool(getattr(obj, "trains", True))
 
 
+def training_rate(cell: Cell, device: str) -> float:
+    """Training views per second the protocol states for ``cell`` on ``device``: ``views_per_s`` times ``speed``."""
+    return float((cell.cost.get("views_per_s") or {}).get(device, 0) or 0) * float(cell.cost.get("speed", 1.0))
+
+
+def eval_minutes(cell: Cell, device: str) -> float:
+    """Minutes the protocol states for ``cell``'s evaluation on ``device``."""
+    return float((cell.cost.get("eval_minutes") or {}).get(device, 0) or 0)
+
+
 def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, train_size: Optional[int] = None) -> float:
     """Minutes a cell takes on ``device`` (cpu or gpu): training views / the protocol's views-per-second rate for the
     backbone and data on that device (``cost.views_per_s``, usually per column) times the method's relative speed
@@ -232,7 +242,7 @@ def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, trai
     cost = cell.cost
     images = int(train_size or cost.get("images", 0))
     ep = int(epochs or (cell.spec.get("trainer") or {}).get("epochs", 1))
-    rate = float((cost.get("views_per_s") or {}).get(device, 0) or 0) * float(cost.get("speed", 1.0))
+    rate = training_rate(cell, device)
     try:
         if cell.from_run is not None:  # its objective cannot be built before the run it reads exists
             views, trains = int(cost.get("views", 1)), True
@@ -240,7 +250,7 @@ def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, trai
             views, trains = views_per_image(cell.spec)
     except SsltkError:  # its plugin is not installed: the cost is unknown, the cell still listed
         return math.nan
-    minutes = float((cost.get("eval_minutes") or {}).get(device, 0) or 0)
+    minutes = eval_minutes(cell, device)
     if trains and rate > 0:
         minutes += images * ep * views / rate / 60
     return minutes

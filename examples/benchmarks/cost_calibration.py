@@ -4,8 +4,8 @@
 a backbone on a device, times a method's relative ``speed``). This script reads what the runs measured: the
 median and the 90th percentile of the per-epoch ``views_per_s`` in each run's ``metrics.jsonl`` (these shared
 machines slow epochs down while other jobs run: the 90th percentile is the nearest to a machine of one's own) and the
-summed epoch seconds. It prints both beside the protocol's rate
-and its estimate, so that the protocol's figures can be set from measurements. It trains nothing. Run folders are
+summed epoch seconds. It prints both beside the protocol's rate and its estimate, so that the protocol's figures can
+be set from measurements. It trains nothing. Run folders are
 ``OUT/TABLE/BUDGET/ROW/COLUMN/seedN``, as ``ssltk reproduce`` writes them; only full-budget runs are compared.
 
     python examples/benchmarks/cost_calibration.py RUN_DIR [RUN_DIR ...] [--device cpu] [--record]
@@ -50,7 +50,7 @@ def cell_of(run: Path, tables: dict):
 
 
 def main() -> None:
-    from ssltk.reproduce import estimate_minutes, load_protocols
+    from ssltk.reproduce import estimate_minutes, eval_minutes, load_protocols, training_rate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="finished run folders of ssltk reproduce")
@@ -75,9 +75,8 @@ def main() -> None:
         # the faster epochs are those that had the machine to themselves, nearest to what an unshared run gets
         fast = rates[int(0.9 * (len(rates) - 1))]
         minutes = sum(float(e.get("seconds", 0)) for e in epochs) / 60
-        stated = float((cell.cost.get("views_per_s") or {}).get(a.device, 0) or 0) * float(cell.cost.get("speed", 1))
-        eval_min = float((cell.cost.get("eval_minutes") or {}).get(a.device, 0) or 0)
-        estimate = estimate_minutes(cell, a.device) - eval_min
+        stated = training_rate(cell, a.device)
+        estimate = estimate_minutes(cell, a.device) - eval_minutes(cell, a.device)
         lines.append(f"  {table.name} {cell.id} {run.name}: {len(epochs)} epochs; {rate:.0f} views/s measured, "
                      f"{fast:.0f} at the 90th percentile, {stated:.0f} stated (median/stated {rate / stated:.2f}, "
                      f"90th/stated {fast / stated:.2f}); {minutes:.0f} min measured, "
