@@ -582,16 +582,24 @@ def conditions(argv: Sequence[str], runs: Sequence[Tuple[Cell, int, Path]]) -> L
              f"- commit: {source_revision()} (table); runs trained by {', '.join(trained_by(runs)) or 'unrecorded code'}",
              f"- command: `ssltk reproduce {shlex.join(argv)}`"]
     folders: Dict[Path, List[str]] = {}
-    weights: List[str] = []
+    each: List[str] = []
     for cell, seed, run in runs:
-        if measured(run, cell.metric) is not None:
-            folders.setdefault(run.parents[2], []).append(f"{cell.id} seed {seed}")
-            if (run / "backbone.safetensors").is_file():
-                weights.append(f"{cell.id} seed {seed} {_sha256(run / 'backbone.safetensors')[:16]}")
+        value = measured(run, cell.metric)
+        if value is None:
+            continue
+        folders.setdefault(run.parents[2], []).append(f"{cell.id} seed {seed}")
+        # each seed's own figure, so that the record still says what every run scored once its folder is gone
+        # (run folders live outside the repository and do not outlive the machine that trained them)
+        entry = f"{cell.id} seed {seed} {value:.2f}"
+        if (run / "backbone.safetensors").is_file():
+            # the digest lets a later scoring of the weights on other data name the very files this table scored
+            entry += f" {_sha256(run / 'backbone.safetensors')[:16]}"
+        each.append(entry)
     if len(folders) > 1:
         lines += [f"- runs read from {base}: {', '.join(names)}" for base, names in folders.items()]
-    if weights:  # so that a later scoring of the weights on other data names the very files this table scored
-        lines.append(f"- backbone.safetensors sha256 (first 16 hex digits): {'; '.join(weights)}")
+    if each:
+        lines.append("- each run: measured accuracy and backbone.safetensors sha256 (first 16 hex digits): "
+                     + "; ".join(each))
     return lines
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from ssltk.cli import main
+from ssltk.reproduce import load_protocols, measured
 
 PROTOCOL = """
 paper: a test paper
@@ -134,4 +135,6 @@ def test_a_table_reads_finished_runs_from_several_folders(tmp_path, protocol, ca
     assert "runs trained by" in text and "not-this-one" not in text and "unrecorded code" not in text
     digest = hashlib.sha256((first / "tiny" / "full" / "supervised" / "one" / "seed0" / "backbone.safetensors")
                             .read_bytes()).hexdigest()[:16]
-    assert f"supervised/one seed 0 {digest}" in text
+    scored = measured(first / "tiny" / "full" / "supervised" / "one" / "seed0", load_protocols([str(protocol)])["tiny"]
+                      .cells[0].metric)
+    assert f"supervised/one seed 0 {scored:.2f} {digest}" in text
