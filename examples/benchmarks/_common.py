@@ -1,6 +1,8 @@
-"""Helpers shared by the benchmark scripts: the CIFAR-10 JPEG archive of ../shared and RESULTS.md records."""
+"""Helpers shared by the benchmark scripts: the CIFAR-10 JPEG archive of ../shared, runs' epoch records and
+RESULTS.md records."""
 from __future__ import annotations
 
+import json
 import sys
 import tarfile
 import tempfile
@@ -20,6 +22,13 @@ def extract_cifar10(dest: str | None = None) -> Path:
         with tarfile.open(ARCHIVE) as tar:
             tar.extractall(target)
     return target / "train"
+
+
+def epoch_records(run: Path) -> list[dict]:
+    """The ``epoch`` records of a run's ``metrics.jsonl``, oldest first. A resumed run's file was cut back to its
+    checkpoint when it resumed (``ssltk.engine.rundir.truncate_metrics``), so each epoch appears once."""
+    lines = (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [rec for rec in map(json.loads, filter(None, lines)) if rec.get("event") == "epoch"]
 
 
 def machine() -> str:

@@ -13,27 +13,12 @@ be set from measurements. It trains nothing. Run folders are
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
-
-
-def epochs_of(run: Path) -> list[dict]:
-    """The run's per-epoch records (the last one of each epoch, since a resumed run repeats the epoch it stopped in)."""
-    by_epoch: dict[int, dict] = {}
-    with open(run / "metrics.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("event") == "epoch" and rec.get("views_per_s"):
-                by_epoch[int(rec["epoch"])] = rec
-    return [by_epoch[e] for e in sorted(by_epoch)]
+from _common import epoch_records, report  # noqa: E402
 
 
 def cell_of(run: Path, tables: dict):
@@ -66,7 +51,7 @@ def main() -> None:
         if found is None:
             sys.exit(f"{run}: not a full-budget run folder of a known table (OUT/TABLE/full/ROW/COLUMN/seedN)")
         table, cell = found
-        epochs = epochs_of(run)
+        epochs = [e for e in epoch_records(run) if e.get("views_per_s")]
         if not epochs:  # random weights: the run only evaluates
             lines.append(f"  {table.name} {cell.id} {run.name}: no training epochs")
             continue

@@ -11,7 +11,6 @@ processes instead, which on a GPU-less machine shows how the CPU cores split bet
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -19,12 +18,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
+from _common import epoch_records, report  # noqa: E402
 
 
 def views_per_s(run: Path) -> float:
-    epochs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
-    rates = [e["views_per_s"] for e in epochs if e["event"] == "epoch"][1:]
+    rates = [e["views_per_s"] for e in epoch_records(run)][1:]
     if not rates:
         sys.exit(f"{run}: no epoch after the warm-up one; use --epochs 2 or more")
     return sum(rates) / len(rates)

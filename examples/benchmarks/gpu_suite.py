@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, extract_cifar10, machine, record  # noqa: E402
+from _common import ROOT, epoch_records, extract_cifar10, machine, record  # noqa: E402
 
 import ssltk  # noqa: E402
 
@@ -69,11 +69,6 @@ def fit(objective, backbone, root, run, objective_args=None, **trainer):
     evaluate = trainer.pop("evaluate", {"linear": False})
     return ssltk.fit(objective, backbone, "imagefolder", objective_args=objective_args or {}, data_args=data,
                      trainer={"run_dir": str(run), "progress": False, "log_every": 0, **trainer}, evaluate=evaluate)
-
-
-def epoch_records(run: Path):
-    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in recs if r["event"] == "epoch"]
 
 
 def part_tests(a, out: Path) -> dict:

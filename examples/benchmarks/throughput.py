@@ -15,7 +15,6 @@ DataLoader workers).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, extract_cifar10, report  # noqa: E402
+from _common import ROOT, epoch_records, extract_cifar10, report  # noqa: E402
 
 import ssltk  # noqa: E402
 from ssltk.data.recipes import ContrastiveAugment  # noqa: E402
@@ -50,8 +49,7 @@ def ssltk_views_per_s(root: Path, n: int, k: int, batch: int, run_dir: Path) -> 
               trainer={"epochs": 1, "batch_size": batch, "run_dir": str(run_dir), "progress": False,
                        "log_every": 0},
               evaluate={"linear": False})
-    rec = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return float([r for r in rec if r["event"] == "epoch"][-1]["views_per_s"])
+    return float(epoch_records(run_dir)[-1]["views_per_s"])
 
 
 def augmentation_views_per_s(images: torch.Tensor, k: int, batch: int, steps: int) -> float:
