@@ -20,7 +20,12 @@ The difference between the second generation and the shared images estimates wha
 costs against the originals; the spread over seeds is the noise floor of the comparison. Finished runs are reused
 and unfinished ones resume, so the script can be stopped and restarted.
 
+``--write-only`` stops after step 3 and prints the second generation's folder, so that a cell of ``ssltk reproduce``
+can run on it at the paper's full budget (``--data.root`` that folder): the file names are the shared ones, so the
+validation split is the same and the cell compares seed for seed with its run on the shared images.
+
     python examples/benchmarks/jpeg_effect.py [--seeds 0 1] [--epochs 20] [--data TRAIN_DIR] [--out DIR] [--record]
+    python examples/benchmarks/jpeg_effect.py --write-only [--data TRAIN_DIR] [--out DIR] [--record]
 """
 from __future__ import annotations
 
@@ -114,6 +119,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--sample", type=int, default=500, help="shared images the quality and PSNR are measured on")
+    p.add_argument("--write-only", action="store_true",
+                   help="write the second generation, print its folder and train nothing")
     add_run_arguments(p)
     a = p.parse_args()
     from ssltk.eval.results import read_results
@@ -136,6 +143,11 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     sets = {"shared": Path(root),
             f"second-q{q1}": write_variant(paths, Path(root), out / f"jpeg-q{q1}" / "train", q1, sub)}
+    if a.write_only:
+        lines.append(f"second generation written: {sets[f'second-q{q1}']} ({len(paths)} files)")
+        print(lines[-1])
+        _record(a, lines)
+        return
     scores = {name: {"supervised": [], "random": []} for name in sets}
     for seed in a.seeds:
         for name, data in sets.items():
@@ -157,7 +169,11 @@ def main() -> None:
             f"{kind} {mean(v) - mean(scores['shared'][kind]):+.2f}" for kind, v in scores[name].items())
         lines.append(f"  {name}: {row}{diff}")
     print("\n".join(lines[-len(sets) - 1:]))
-    if a.record:
+    _record(a, lines)
+
+
+def _record(args, lines) -> None:
+    if args.record:
         record("JPEG encoding of the shared CIFAR-10 images: effect of one more generation (jpeg_effect.py)",
                "python examples/benchmarks/jpeg_effect.py " + " ".join(sys.argv[1:]), lines)
 
