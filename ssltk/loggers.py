@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import math
 import os
 from pathlib import Path
@@ -57,10 +56,10 @@ class CSVLogger(Logger):
         self.columns: Dict[str, Dict[str, None]] = {}  # per kind, in order of first appearance
         for old in self.run_dir.glob("metrics-*.csv"):
             old.unlink()
-        jsonl = self.run_dir / "metrics.jsonl"  # already cut back to the checkpoint on a resume
-        if jsonl.is_file():
-            for line in jsonl.read_text(encoding="utf-8").splitlines():
-                self.log(json.loads(line))
+        from .engine.rundir import read_metrics
+
+        for record in read_metrics(self.run_dir):  # already cut back to the checkpoint on a resume
+            self.log(record)
 
     def log(self, record: Dict[str, Any]) -> None:
         kind = str(record.get("event", "record"))

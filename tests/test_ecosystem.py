@@ -58,6 +58,22 @@ def test_csv_files_hold_every_record(logged_run):
         assert [float(r["step"]) for r in rows] == [float(m["step"]) for m in mine]
 
 
+def test_csv_files_are_rebuilt_from_the_record_a_resume_continues(logged_run, tmp_path):
+    import csv
+
+    from ssltk.loggers import CSVLogger
+
+    (tmp_path / "metrics-knn.csv").write_text("stale\n")
+    kept = (logged_run / "metrics.jsonl").read_text()
+    (tmp_path / "metrics.jsonl").write_text(kept + '{"event": "ep')  # a line torn by the kill
+    logger = CSVLogger()
+    logger.start(tmp_path, {}, step=0)
+    logger.close()
+    for kind in ("step", "epoch", "knn", "eval"):
+        with open(tmp_path / f"metrics-{kind}.csv", newline="") as fh:
+            assert len(list(csv.DictReader(fh))) == len([r for r in records(logged_run) if r["event"] == kind])
+
+
 def test_knn_monitor_and_top5_are_logged_and_training_is_unchanged(logged_run, tmp_path):
     knn = [r for r in records(logged_run) if r["event"] == "knn"]
     assert [r["epoch"] for r in knn] == [1, 2] and all(0 <= r["knn_accuracy"] <= r["knn_accuracy_top5"] for r in knn)

@@ -11,7 +11,7 @@ import yaml
 
 import ssltk
 from ssltk.cli import main
-from ssltk.engine.rundir import RunLock, resume_changes, truncate_metrics
+from ssltk.engine.rundir import RunLock, read_metrics, resume_changes, truncate_metrics
 from ssltk.engine.trainer import Trainer
 from ssltk.errors import SsltkError
 from helpers import FAST_FIT, wait_for_checkpoint
@@ -123,8 +123,12 @@ def test_metrics_are_cut_back_to_the_checkpoint(tmp_path):
     recs = [{"event": "step", "epoch": 1, "step": 4}, {"event": "epoch", "epoch": 1, "step": 8},
             {"event": "step", "epoch": 2, "step": 12}, {"event": "probe", "epoch": 2, "step": 16}]
     path.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"event": "st')  # torn by a kill
+    assert read_metrics(tmp_path) == recs and read_metrics(tmp_path, "probe") == recs[3:]
     truncate_metrics(path, epoch=1, step=8)
     assert [json.loads(ln) for ln in path.read_text().splitlines()] == recs[:2]
+    assert read_metrics(tmp_path / "none") == []
+    with pytest.raises(SsltkError, match="has no metrics.jsonl"):
+        read_metrics(tmp_path / "none", missing_ok=False)
 
 
 @pytest.mark.parametrize("content,expect", [("", "is empty"), ("objective: [unclosed", "is not valid YAML"),

@@ -2,7 +2,6 @@
 RESULTS.md records."""
 from __future__ import annotations
 
-import json
 import sys
 import tarfile
 import tempfile
@@ -25,10 +24,14 @@ def extract_cifar10(dest: str | None = None) -> Path:
 
 
 def epoch_records(run: Path) -> list[dict]:
-    """The ``epoch`` records of a run's ``metrics.jsonl``, oldest first. A resumed run's file was cut back to its
-    checkpoint when it resumed (``ssltk.engine.rundir.truncate_metrics``), so each epoch appears once."""
-    lines = (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [rec for rec in map(json.loads, filter(None, lines)) if rec.get("event") == "epoch"]
+    """The ``epoch`` records of a run's ``metrics.jsonl``, oldest first; a folder that is not a run is an error."""
+    from ssltk.engine.rundir import read_metrics
+    from ssltk.errors import SsltkError
+
+    try:
+        return read_metrics(Path(run), "epoch", missing_ok=False)
+    except SsltkError as exc:
+        sys.exit(str(exc))
 
 
 def machine() -> str:

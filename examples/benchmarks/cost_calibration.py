@@ -23,6 +23,8 @@ from _common import epoch_records, report  # noqa: E402
 
 def cell_of(run: Path, tables: dict):
     """(table, cell) whose runs live in ``run``, from its path; None for a reduced budget or an unknown table."""
+    if len(run.parents) < 4:
+        return None
     seed, col, row, budget, table = run.name, run.parent.name, run.parent.parent.name, run.parents[2].name, \
         run.parents[3].name
     if not seed.startswith("seed") or budget != "full" or table not in tables:

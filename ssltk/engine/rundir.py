@@ -8,6 +8,7 @@
 - :func:`resume_changes` lists the options a resume would change that the run has already been trained with.
 - :func:`truncate_metrics` drops the ``metrics.jsonl`` records written after the checkpoint a run resumes from, so
   a resumed run's record equals an uninterrupted one's.
+- :func:`read_metrics` is the one reader of ``metrics.jsonl`` for everything that looks at a run afterwards.
 """
 from __future__ import annotations
 
@@ -152,19 +153,36 @@ def resume_changes(stored: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     return changes
 
 
+def _metric_lines(path: Path):
+    """(line, record) for each whole record of a ``metrics.jsonl``; a line torn by a kill is not a record."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            yield line, rec
+
+
+def read_metrics(run_dir: Path, event: Optional[str] = None, missing_ok: bool = True) -> List[Dict[str, Any]]:
+    """The records of ``RUN/metrics.jsonl`` (those of one ``event`` where given), oldest first. A resumed run's file
+    was cut back to its checkpoint when it resumed, so each epoch appears once. A run with no file has no records,
+    or is an error where ``missing_ok`` is False."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        if missing_ok:
+            return []
+        raise SsltkError(f"{run_dir} has no metrics.jsonl: it is not a run directory, or the run never started")
+    return [rec for _, rec in _metric_lines(path) if event is None or rec.get("event") == event]
+
+
 def truncate_metrics(path: Path, epoch: int, step: int) -> None:
     """Keep the records up to the checkpoint (``epoch``, global ``step``) and drop a line torn by a kill."""
     path = Path(path)
     if not path.is_file():
         return
     kept: List[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(rec, dict):
-            continue
+    for line, rec in _metric_lines(path):
         if int(rec.get("step", 0)) > step or (rec.get("event") == "epoch" and int(rec.get("epoch", 0)) > epoch):
             continue
         kept.append(line)

@@ -8,7 +8,6 @@ on the current frozen features of labelled training images, and its training acc
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
@@ -47,15 +46,10 @@ class OnlineProbe:
 
 def read_probe_curve(run_dir: Path):
     """(steps, accuracies) of the probe records in a run's ``metrics.jsonl``."""
-    steps, accs = [], []
-    path = Path(run_dir) / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            rec = json.loads(line) if line.strip() else {}
-            if rec.get("event") == "probe":
-                steps.append(rec["step"])
-                accs.append(rec["probe_train_acc"])
-    return steps, accs
+    from ..engine.rundir import read_metrics
+
+    records = read_metrics(Path(run_dir), "probe")
+    return [rec["step"] for rec in records], [rec["probe_train_acc"] for rec in records]
 
 
 def plot_probe_curves(run_dirs: Sequence[Path], out: Path, names: Optional[Sequence[str]] = None) -> Path:
