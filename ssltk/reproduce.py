@@ -389,7 +389,7 @@ def _note_provenance(base: Path, cell: Cell, seed: int, resume: bool) -> None:
 def trained_by(runs: Sequence[Tuple[Cell, int, Path]]) -> List[str]:
     """The commits that trained ``runs``, from the provenance notes of the folders they lie in (a run's folder is
     ``BASE/ROW/COLUMN/seedN``, its notes ``BASE/provenance.jsonl``)."""
-    import json
+    from .engine.rundir import jsonl_lines
 
     wanted: Dict[Path, set] = {}
     for cell, seed, run in runs:
@@ -399,11 +399,7 @@ def trained_by(runs: Sequence[Tuple[Cell, int, Path]]) -> List[str]:
         path = base / "provenance.jsonl"
         if not path.is_file():
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
+        for _, rec in jsonl_lines(path):
             if (rec.get("cell"), rec.get("seed")) in ids and rec.get("commit") not in commits:
                 commits.append(rec.get("commit"))
     return commits

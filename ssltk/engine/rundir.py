@@ -153,8 +153,8 @@ def resume_changes(stored: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     return changes
 
 
-def _metric_lines(path: Path):
-    """(line, record) for each whole record of a ``metrics.jsonl``; a line torn by a kill is not a record."""
+def jsonl_lines(path: Path):
+    """(line, record) for each whole record of a JSON-lines file; a line torn by a kill is not a record."""
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             rec = json.loads(line)
@@ -173,7 +173,7 @@ def read_metrics(run_dir: Path, event: Optional[str] = None, missing_ok: bool = 
         if missing_ok:
             return []
         raise SsltkError(f"{run_dir} has no metrics.jsonl: it is not a run directory, or the run never started")
-    return [rec for _, rec in _metric_lines(path) if event is None or rec.get("event") == event]
+    return [rec for _, rec in jsonl_lines(path) if event is None or rec.get("event") == event]
 
 
 def truncate_metrics(path: Path, epoch: int, step: int) -> None:
@@ -182,7 +182,7 @@ def truncate_metrics(path: Path, epoch: int, step: int) -> None:
     if not path.is_file():
         return
     kept: List[str] = []
-    for line, rec in _metric_lines(path):
+    for line, rec in jsonl_lines(path):
         if int(rec.get("step", 0)) > step or (rec.get("event") == "epoch" and int(rec.get("epoch", 0)) > epoch):
             continue
         kept.append(line)
