@@ -28,7 +28,6 @@ import math
 import platform
 import shlex
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
