@@ -3,7 +3,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from ssltk.data import recipes
-from ssltk.data.augment import EvalTransform, chunk_slices, color_jitter, crop_boxes, grayscale, output_buffer, resized_crop
+from ssltk.data.augment import (EvalTransform, chunk_slices, color_jitter, crop_boxes, grayscale, jitter_orders,
+                                output_buffer, resized_crop)
 from ssltk.data.recipes import ContrastiveAugment
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -69,6 +70,40 @@ def test_color_jitter_matches_torchvision(op, factor, ref):
     args = [ones, ones, ones, zeros]
     args[op] = torch.full((4,), factor)
     assert torch.allclose(color_jitter(x.clone(), *args, [op]), ref(x), atol=1e-5)
+
+
+def test_per_view_jitter_orders_match_torchvision_view_by_view():
+    g = torch.Generator().manual_seed(0)
+    n = 24
+    x = images(n, 8).float() / 255
+    factors = [torch.rand(n, generator=g) * 1.6 + 0.2 for _ in range(3)] + [torch.rand(n, generator=g) * 0.4 - 0.2]
+    order = jitter_orders(n, g, "cpu")
+    fns = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+    for channels, applied in ((3, (0, 1, 2, 3)), (1, (0, 1))):  # a one-channel image skips saturation and hue
+        v = x[:, :channels]
+        expected = []
+        for i in range(n):
+            e = v[i : i + 1]
+            for op in order[i].tolist():
+                e = fns[op](e, factors[op][i].item()) if op in applied else e
+            expected.append(e)
+        out = color_jitter(v, *factors, order)
+        assert torch.allclose(out, torch.cat(expected), atol=1e-5)
+        assert torch.equal(v, x[:, :channels])  # the input is left as it was
+
+
+def test_contrastive_recipe_draws_a_jitter_order_per_view(monkeypatch):
+    seen = []
+
+    def spy(x, *args, **kwargs):
+        seen.append(args[4])
+        return color_jitter(x, *args, **kwargs)
+
+    monkeypatch.setattr(recipes, "color_jitter", spy)
+    ContrastiveAugment(32, MEAN, STD, jitter_p=1.0)(images(16), 2, torch.Generator().manual_seed(0))
+    order = torch.cat(seen)
+    # torchvision permutes the four operations anew for every image; a single order for the batch would give one row
+    assert order.shape == (32, 4) and len({tuple(r) for r in order.tolist()}) > 8
 
 
 def test_grayscale_matches_torchvision():

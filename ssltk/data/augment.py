@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -286,15 +286,22 @@ def jitter_ops(compiled: bool = False, into: bool = False):
 
 
 def color_jitter(x: Tensor, brightness: Tensor, contrast: Tensor, saturation: Tensor, hue: Tensor,
-                 order: Sequence[int], compiled: bool = False, buffers: Optional[Sequence[Tensor]] = None) -> Tensor:
-    """torchvision's ColorJitter with one factor per sample (each a (B,) tensor), ops applied in ``order``
-    (0 brightness, 1 contrast, 2 saturation, 3 hue), clamping to [0, 1] after each as torchvision does.
+                 order: Union[Sequence[int], Tensor], compiled: bool = False,
+                 buffers: Optional[Sequence[Tensor]] = None) -> Tensor:
+    """torchvision's ColorJitter with one factor per sample (each a (B,) tensor), clamping to [0, 1] after each
+    operation as torchvision does (0 brightness, 1 contrast, 2 saturation, 3 hue).
+
+    ``order``: one sequence of operations for every view, or a (B, 4) integer tensor whose row i is view i's order,
+    as torchvision's ColorJitter draws a fresh permutation for every image it is called on (see
+    :func:`jitter_per_view`).
 
     ``buffers``: two tensors shaped like ``x`` that the operations write into by turns, so that none allocates
     (see :func:`scratch`); the result is then one of them, and ``x`` is left as it was."""
+    factors = (brightness, contrast, saturation, hue)
+    if isinstance(order, Tensor):
+        return jitter_per_view(x, factors, order, compiled, buffers)
     ops = jitter_ops(compiled, into=buffers is not None)
     rgb = x.shape[1] == 3
-    factors = (brightness, contrast, saturation, hue)
     for op in order:
         if op in (0, 1) or rgb:
             if buffers is None:
@@ -302,6 +309,46 @@ def color_jitter(x: Tensor, brightness: Tensor, contrast: Tensor, saturation: Te
             else:
                 x = ops[op](x, factors[op], buffers[1] if x is buffers[0] else buffers[0])
     return x
+
+
+def jitter_orders(n: int, g: Optional[torch.Generator], device) -> Tensor:
+    """(n, 4) independent uniform permutations of the four jitter operations, one per view (torchvision's
+    ``ColorJitter.get_params`` draws ``randperm(4)`` on every call)."""
+    return torch.rand(n, 4, generator=g, device=device).argsort(1)
+
+
+def jitter_per_view(x: Tensor, factors: Sequence[Tensor], order: Tensor, compiled: bool = False,
+                    buffers: Optional[Sequence[Tensor]] = None) -> Tensor:
+    """ColorJitter where view i applies its operations in ``order[i]`` (B, 4).
+
+    At each of the four steps the views are regrouped so that those applying the same operation are contiguous, and
+    each operation runs once on its group: four passes of operations over the batch, as with one shared order, plus
+    one gather per step and one at the end. Views keep their positions in the regrouped layout between steps, so
+    only the final gather puts them back in place; the group sizes for all steps come to the host at once (one
+    synchronisation on a GPU)."""
+    ops = jitter_ops(compiled, into=True)
+    n, rgb = x.shape[0], x.shape[1] == 3
+    if buffers is None:
+        buffers = (torch.empty_like(x), torch.empty_like(x))
+    a, b = buffers
+    order = order.to(x.device)
+    sizes = torch.stack([torch.bincount(order[:, step], minlength=4) for step in range(4)]).tolist()
+    position = torch.arange(n, device=x.device)  # where each view sits in ``current``
+    current = x
+    for step in range(4):
+        views = torch.argsort(order[:, step], stable=True)  # the views, grouped by their operation at this step
+        torch.index_select(current, 0, position[views], out=a)
+        position = torch.empty_like(position).index_put_((views,), torch.arange(n, device=x.device))
+        start = 0
+        for op, size in enumerate(sizes[step]):
+            stop = start + size
+            if size and (op in (0, 1) or rgb):
+                ops[op](a[start:stop], factors[op][views[start:stop]], b[start:stop])
+            elif size:
+                b[start:stop].copy_(a[start:stop])  # saturation and hue leave a one-channel image as it is
+            start = stop
+        current = b
+    return torch.index_select(current, 0, position, out=a)
 
 
 class EvalTransform:

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..interfaces import DataSpec
 from .augment import (affine, affine_matrices, chunk_slices, color_jitter, crop_boxes, cutout, flip_u8, grayscale,
-                      maybe_compiled, normalize, output_buffer, resized_crop, scratch, to_float, to_float_into,
+                      jitter_orders, maybe_compiled, normalize, output_buffer, resized_crop, scratch, to_float, to_float_into,
                       _uniform)
 
 
@@ -61,8 +61,8 @@ class ContrastiveAugment(Augmentation):
     """The relational / SimCLR recipe (paper 002, section 4; 000, A.3): RandomResizedCrop(scale 0.08-1, ratio
     3/4-4/3, bilinear) -> HFlip 0.5 -> ColorJitter(0.8, 0.8, 0.8, 0.2) with p 0.8 -> Grayscale p 0.2 -> normalise.
 
-    Each view of each image has its own crop box, flip, jitter factors and grayscale draw; the order of the four
-    jitter operations is drawn once per call (torchvision draws it per image)."""
+    Each view of each image has its own crop box, flip, jitter factors, order of the four jitter operations and
+    grayscale draw, as torchvision's per-image transforms have: two views of one image seldom share their order."""
 
     def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
                  std: Optional[Sequence[float]] = None, scale: Tuple[float, float] = (0.08, 1.0),
@@ -109,7 +109,7 @@ class ContrastiveAugment(Augmentation):
         factors = torch.ones(4, n, device=dev)
         factors[3] = 0.0  # identity factors for the views not drawn for jitter: they go through it, and are not kept
         drawn = torch.zeros(n, dtype=torch.bool, device=dev)
-        order: list = []
+        order: Optional[Tensor] = None
         if self.jitter_p > 0 and any(self.jitter):
             idx = (torch.rand(n, generator=g, device=dev) < self.jitter_p).nonzero().squeeze(1)
             if idx.numel():
@@ -118,7 +118,7 @@ class ContrastiveAugment(Augmentation):
                 for row, v in enumerate((bj, cj, sj)):
                     factors[row, idx] = _uniform(m, max(0.0, 1 - v), 1 + v, g, dev)
                 factors[3, idx] = _uniform(m, -hj, hj, g, dev)
-                order = torch.randperm(4, generator=g, device=dev).tolist()
+                order = jitter_orders(n, g, dev)
                 drawn[idx] = True
         gmask = None
         if self.gray_p > 0 and c == 3:
@@ -132,9 +132,9 @@ class ContrastiveAugment(Augmentation):
             # every view of the chunk goes through the jitter and the draw selects: gathering the drawn views would
             # give the compiled ops a new batch size, and a recompilation, whenever it hits 1. The factors are
             # tensors of their own: views into one buffer would make the compiled ops guard on their offsets
-            jittered = (color_jitter(v, *[f.clone() for f in factors[:, part]], order, compiled=self.compiled,
+            jittered = (color_jitter(v, *[f.clone() for f in factors[:, part]], order[part], compiled=self.compiled,
                                      buffers=(scratch(1, shape, dev), scratch(2, shape, dev)))
-                        if order else None)
+                        if order is not None else None)
             finish(v, jittered, drawn[part].view(-1, 1, 1, 1), None if gmask is None else gmask[part], self.mean,
                    self.std, out[part])
         return out
