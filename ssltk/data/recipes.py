@@ -129,9 +129,9 @@ class ContrastiveAugment(Augmentation):
         for part in chunk_slices(n, x[0].numel() * 4, dev):
             shape = (part.stop - part.start, *x.shape[1:])
             v = convert(flip_u8(x[part], flip[part]), scratch(0, shape, dev)) if flip is not None else x[part]
-            # every view of the chunk goes through the jitter and the draw selects, which keeps the jitter's result
-            # independent of which views were drawn. The factors are tensors of their own: views into one buffer
-            # would make the compiled ops guard on their offsets
+            # every view of the chunk goes through the jitter and the draw selects (the views not drawn could skip
+            # it as a fifth group of jitter_per_view, a fifth less jitter). The factors are tensors of their own:
+            # views into one buffer would make the compiled ops guard on their offsets
             jittered = (color_jitter(v, *[f.clone() for f in factors[:, part]], order[part], compiled=self.compiled,
                                      buffers=(scratch(1, shape, dev), scratch(2, shape, dev)))
                         if order is not None else None)
