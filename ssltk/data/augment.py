@@ -311,6 +311,9 @@ def color_jitter(x: Tensor, brightness: Tensor, contrast: Tensor, saturation: Te
     return x
 
 
+SKIP = 4  # an entry of a per-view order that leaves its view as it is (a view not drawn for jitter)
+
+
 def jitter_orders(n: int, g: Optional[torch.Generator], device) -> Tensor:
     """(n, 4) independent uniform permutations of the four jitter operations, one per view (torchvision's
     ``ColorJitter.get_params`` draws ``randperm(4)`` on every call)."""
@@ -325,27 +328,29 @@ def jitter_per_view(x: Tensor, factors: Sequence[Tensor], order: Tensor, compile
     each operation runs once on its group: four passes of operations over the batch, as with one shared order, plus
     one gather per step and one at the end. Views keep their positions in the regrouped layout between steps, so
     only the final gather puts them back in place; the group sizes for all steps come to the host at once (one
-    synchronisation on a GPU)."""
+    synchronisation on a GPU). Rows of :data:`SKIP` (a recipe's views not drawn for jitter) are copied through
+    unchanged, never computed."""
     ops = jitter_ops(compiled, into=True)
     n, rgb = x.shape[0], x.shape[1] == 3
     if buffers is None:
         buffers = (torch.empty_like(x), torch.empty_like(x))
     a, b = buffers
     order = order.to(x.device)
-    sizes = torch.stack([torch.bincount(order[:, step], minlength=4) for step in range(4)]).tolist()
-    position = torch.arange(n, device=x.device)  # where each view sits in ``current``
+    sizes = torch.stack([torch.bincount(order[:, step], minlength=SKIP + 1) for step in range(4)]).tolist()
+    rank = torch.arange(n, device=x.device)
+    position = rank  # where each view sits in ``current``
     current = x
     for step in range(4):
         views = torch.argsort(order[:, step], stable=True)  # the views, grouped by their operation at this step
         torch.index_select(current, 0, position[views], out=a)
-        position = torch.empty_like(position).index_put_((views,), torch.arange(n, device=x.device))
+        position = torch.empty_like(position).index_put_((views,), rank)
         start = 0
         for op, size in enumerate(sizes[step]):
             stop = start + size
-            if size and (op in (0, 1) or rgb):
+            if size and op != SKIP and (op in (0, 1) or rgb):
                 ops[op](a[start:stop], factors[op][views[start:stop]], b[start:stop])
-            elif size:
-                b[start:stop].copy_(a[start:stop])  # saturation and hue leave a one-channel image as it is
+            elif size:  # skipped, or saturation and hue on a one-channel image: left as it is
+                b[start:stop].copy_(a[start:stop])
             start = stop
         current = b
     return torch.index_select(current, 0, position, out=a)

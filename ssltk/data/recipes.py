@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..interfaces import DataSpec
 from .augment import (affine, affine_matrices, chunk_slices, color_jitter, crop_boxes, cutout, flip_u8, grayscale,
-                      jitter_orders, maybe_compiled, normalize, output_buffer, resized_crop, scratch, to_float,
+                      SKIP, jitter_orders, maybe_compiled, normalize, output_buffer, resized_crop, scratch, to_float,
                       to_float_into, _uniform)
 
 
@@ -106,46 +106,37 @@ class ContrastiveAugment(Augmentation):
         operations and its buffers are reused, measured 3x faster than batch-wide passes at 224 px; on a GPU the
         batch is one chunk. Chunking changes no value: every operation is per view."""
         dev, n, c = x.device, x.shape[0], x.shape[1]
-        factors = torch.ones(4, n, device=dev)
-        factors[3] = 0.0  # identity factors for the views not drawn for jitter: they go through it, and are not kept
-        drawn = torch.zeros(n, dtype=torch.bool, device=dev)
+        factors = torch.ones(4, n, device=dev)  # the columns of the views not drawn are never read
         order: Optional[Tensor] = None
         if self.jitter_p > 0 and any(self.jitter):
-            idx = (torch.rand(n, generator=g, device=dev) < self.jitter_p).nonzero().squeeze(1)
+            drawn = torch.rand(n, generator=g, device=dev) < self.jitter_p
+            idx = drawn.nonzero().squeeze(1)
             if idx.numel():
                 m = idx.numel()
                 bj, cj, sj, hj = self.jitter
                 for row, v in enumerate((bj, cj, sj)):
                     factors[row, idx] = _uniform(m, max(0.0, 1 - v), 1 + v, g, dev)
                 factors[3, idx] = _uniform(m, -hj, hj, g, dev)
-                order = jitter_orders(n, g, dev)
-                drawn[idx] = True
+                order = jitter_orders(n, g, dev).masked_fill_(~drawn.view(-1, 1), SKIP)
         gmask = None
         if self.gray_p > 0 and c == 3:
             gmask = (torch.rand(n, generator=g, device=dev) < self.gray_p).view(-1, 1, 1, 1)
         convert = maybe_compiled(to_float_into, self.compiled)
-        finish = maybe_compiled(_select_gray_normalize_into, self.compiled)
+        finish = maybe_compiled(_gray_normalize_into, self.compiled)
         out = output_buffer(x.shape, dev)
         for part in chunk_slices(n, x[0].numel() * 4, dev):
             shape = (part.stop - part.start, *x.shape[1:])
             v = convert(flip_u8(x[part], flip[part]), scratch(0, shape, dev)) if flip is not None else x[part]
-            # every view of the chunk goes through the jitter and the draw selects (the views not drawn could skip
-            # it as a fifth group of jitter_per_view, a fifth less jitter). The factors are tensors of their own:
-            # views into one buffer would make the compiled ops guard on their offsets
-            jittered = (color_jitter(v, *[f.clone() for f in factors[:, part]], order[part], compiled=self.compiled,
-                                     buffers=(scratch(1, shape, dev), scratch(2, shape, dev)))
-                        if order is not None else None)
-            finish(v, jittered, drawn[part].view(-1, 1, 1, 1), None if gmask is None else gmask[part], self.mean,
-                   self.std, out[part])
+            if order is not None:
+                v = color_jitter(v, *factors[:, part], order[part], compiled=self.compiled,
+                                 buffers=(scratch(1, shape, dev), scratch(2, shape, dev)))
+            finish(v, None if gmask is None else gmask[part], self.mean, self.std, out[part])
         return out
 
 
-def _select_gray_normalize_into(x: Tensor, jittered: Optional[Tensor], drawn: Tensor, gmask: Optional[Tensor],
-                                mean: Sequence[float], std: Sequence[float], out: Tensor) -> Tensor:
-    """The jittered views where ``drawn``, random grayscale (where ``gmask``), normalisation, written into ``out``:
-    one fused loop when compiled."""
-    if jittered is not None:
-        x = torch.where(drawn, jittered, x)
+def _gray_normalize_into(x: Tensor, gmask: Optional[Tensor], mean: Sequence[float], std: Sequence[float],
+                         out: Tensor) -> Tensor:
+    """Random grayscale (where ``gmask``) and normalisation, written into ``out``: one fused loop when compiled."""
     if gmask is not None:
         x = torch.where(gmask, grayscale(x).expand(-1, 3, -1, -1), x)
     return out.copy_(normalize(x, mean, std))
