@@ -287,7 +287,9 @@ def list_tables(tables: Dict[str, Table], pattern: str = "*", names: Optional[Se
 # running -----------------------------------------------------------------------------------------------------------
 @dataclass
 class Budget:
-    """A reduced budget (None: the paper's own). It names the folder of its runs and the table's title."""
+    """A budget other than the paper's (None: the paper's own), smaller (a quick look) or larger (a step-matched
+    run on the validation split). It names the folder of its runs (``reduced-...``, kept for the runs already
+    trained) and the table's title."""
 
     epochs: Optional[int] = None
     train_size: Optional[int] = None
@@ -306,7 +308,7 @@ class Budget:
             return "the paper's full budget"
         parts = ([f"{self.epochs} epochs"] if self.epochs is not None else []) + \
                 ([f"{self.train_size} training images"] if self.train_size is not None else [])
-        return "REDUCED budget (" + ", ".join(parts) + "): not comparable with the paper"
+        return "CHANGED budget (" + ", ".join(parts) + "): not the paper's, not comparable with it"
 
 
 def run_config(cell: Cell, seed: int, run_dir: Path, budget: Budget, data_root: Optional[str],

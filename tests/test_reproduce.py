@@ -63,7 +63,7 @@ def test_reproduce_trains_once_then_skips_and_writes_the_table(tmp_path, protoco
     assert main(args + ["--epochs", "1", "--train_size", "300", "--cells", "random/*", "--record",
                         str(tmp_path / "rec.md")]) == 0
     reduced = (out / "tiny" / "reduced-e1-n300" / "table.md").read_text()
-    assert "REDUCED budget (1 epochs, 300 training images)" in reduced
+    assert "CHANGED budget (1 epochs, 300 training images)" in reduced
     assert "- command: `ssltk reproduce tiny" in (tmp_path / "rec.md").read_text()
 
 
