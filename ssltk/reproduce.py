@@ -16,8 +16,8 @@ run's self-labels train a fresh network). A cell whose number the paper's text d
 
 ``ssltk reproduce TABLE`` trains and evaluates every missing run of the table's cells, resumes unfinished ones and
 skips finished ones, then writes the table side by side with the paper (Markdown and a PNG chart). Runs live in
-``OUT/TABLE/ROW/COLUMN/seedS``; a reduced budget (``--epochs``, ``--train_size``) gets its own folder and says so in
-the table's title, so reduced and full runs never mix.
+``OUT/TABLE/ROW/COLUMN/seedS``; a changed budget (``--epochs``, ``--train_size``) gets its own folder and says so in
+the table's title, so changed and full runs never mix.
 """
 from __future__ import annotations
 
@@ -548,7 +548,7 @@ def chart(table: Table, rows: List[Dict[str, Any]], budget: Budget, path: Path) 
     ax.bar([x + 0.2 for x in xs], got, 0.4, yerr=gerr, label="ssltk", color="#1f77b4", capsize=3)
     ax.set_xticks(xs, [r["cell"].id for r in rows], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"{table.name} ({'reduced budget' if budget.reduced else 'full budget'})", fontsize=10)
+    ax.set_title(f"{table.name} ({'changed budget' if budget.reduced else 'full budget'})", fontsize=10)
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

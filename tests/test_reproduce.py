@@ -59,7 +59,7 @@ def test_reproduce_trains_once_then_skips_and_writes_the_table(tmp_path, protoco
     assert "training in" not in capsys.readouterr().out and (run / "metrics.jsonl").read_text() == before
     prov = [json.loads(line) for line in (out / "tiny" / "full" / "provenance.jsonl").read_text().splitlines()]
     assert {p["cell"] for p in prov} == {"supervised/one", "random/one"}
-    # a reduced budget has its own folder and says so in the title
+    # a changed budget has its own folder and says so in the title
     assert main(args + ["--epochs", "1", "--train_size", "300", "--cells", "random/*", "--record",
                         str(tmp_path / "rec.md")]) == 0
     reduced = (out / "tiny" / "reduced-e1-n300" / "table.md").read_text()
