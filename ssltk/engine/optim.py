@@ -49,11 +49,13 @@ def optimizer_class(name: str) -> type:
 
 
 def build_optimizer(name: str, groups: List[Dict[str, Any]], lr: float, weight_decay: float, momentum: float,
-                    extra: Optional[Dict[str, Any]] = None) -> torch.optim.Optimizer:
+                    extra: Optional[Dict[str, Any]] = None, fused: bool = False) -> torch.optim.Optimizer:
     """An optimizer over ``groups``; every group keeps ``base_lr`` (its ``lr_scale`` times ``lr``) for the schedule.
 
     ``weight_decay`` and ``momentum`` are passed where the class accepts them (Adam has no momentum argument);
-    ``extra`` holds further constructor options (``betas``, ``trust_coeff``, ...)."""
+    ``extra`` holds further constructor options (``betas``, ``trust_coeff``, ...). ``fused`` asks for the class's
+    fused kernel (one launch for all parameters) where it has one and ``extra`` does not choose: the trainer sets
+    it on CUDA only, so CPU numerics are unchanged."""
     cls = optimizer_class(name)
     accepted = inspect.signature(cls.__init__).parameters
     kwargs: Dict[str, Any] = {"lr": lr}
@@ -61,6 +63,8 @@ def build_optimizer(name: str, groups: List[Dict[str, Any]], lr: float, weight_d
         kwargs["weight_decay"] = weight_decay
     if "momentum" in accepted:
         kwargs["momentum"] = momentum
+    if fused and "fused" in accepted and not {"fused", "foreach"} & set(extra or {}):
+        kwargs["fused"] = True
     kwargs.update(extra or {})
     unknown = sorted(k for k in kwargs if k not in accepted)
     if unknown:

@@ -47,6 +47,7 @@ from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_te
                      truncate_metrics)
 
 _CKPT = re.compile(r"epoch-(\d+)\.safetensors$")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -78,6 +79,10 @@ class TrainerConfig:
         amp_dtype: bf16, or fp16 with a gradient scaler (whose state is checkpointed).
         channels_last: channels-last memory format for the backbone and views.
         compile: wrap the training step in torch.compile.
+        compile_mode: torch.compile's mode: ``default``, ``reduce-overhead`` (the forward and backward replayed as
+            CUDA graphs: one launch instead of hundreds for a small backbone, where a step is bound by kernel
+            launches, not arithmetic; the augmentation and the optimizer stay eager), ``max-autotune`` or
+            ``max-autotune-no-cudagraphs``. Only with ``compile``.
         compile_augment: run the recipes' colour operations through torch.compile (fused loops: on the CPU the
             batched photometric half of a streamed step is then several times cheaper; needs a C++ compiler).
         stream_decode: where a streamed set's JPEGs are decoded: ``workers`` (torchvision.io, libjpeg-turbo, in the
@@ -121,6 +126,7 @@ class TrainerConfig:
     amp_dtype: str = "bf16"
     channels_last: bool = True
     compile: bool = False
+    compile_mode: str = "default"
     compile_augment: bool = False
     stream_decode: str = "workers"
     probe_every: int = 0
@@ -153,6 +159,7 @@ class TrainerConfig:
                 isinstance(m, (int, float)) and 0 < m < 1 for m in self.milestones):
             raise SsltkError(f"--trainer.milestones must be fractions of the epochs in (0, 1), got {self.milestones!r}")
         _one_of(self, "amp_dtype", ("bf16", "fp16"))
+        _one_of(self, "compile_mode", COMPILE_MODES)
         _one_of(self, "stream_decode", ("workers", "device"))
         _one_of(self, "distributed", ("auto", "on", "off"))
         _one_of(self, "backend", ("auto", "nccl", "gloo"))
@@ -287,7 +294,8 @@ class Trainer:
         wrapped = self.step_module
         if self.group.active:
             wrapped = wrap_ddp(self.step_module, self.device, cfg.find_unused_parameters)
-        self._forward = torch.compile(wrapped) if cfg.compile else wrapped
+        self._forward = (torch.compile(wrapped, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
+                         if cfg.compile else wrapped)
         if self.config.get("augment"):  # a recipe chosen by the user overrides the objective's own
             self.augment = build(self.config["augment"]).configure(self.spec)
         else:
@@ -326,7 +334,7 @@ class Trainer:
         groups = collect_groups(self.objective.param_groups(self.backbone), self.params,
                                 type(self.objective).__name__)
         self.optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.weight_decay, cfg.momentum,
-                                         cfg.optimizer_args)
+                                         cfg.optimizer_args, fused=self.cuda)
         self.schedule = LRSchedule(cfg.schedule, cfg.epochs, self.steps_per_epoch, cfg.warmup_epochs,
                                    cfg.milestones)
         self.amp_dtype = torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16
@@ -538,7 +546,8 @@ class Trainer:
             loss_sum += loss.detach()
             for key, val in out.logs.items():
                 val = torch.as_tensor(val, device=self.device).detach().float()
-                logs_sum[key] = logs_sum[key] + val if key in logs_sum else val
+                # a copy: under CUDA graphs the step's outputs are overwritten by the next replay
+                logs_sum[key] = logs_sum[key] + val if key in logs_sum else val.clone()
             if self.probe is not None and self.global_step % cfg.probe_every == 0 and self.rank == 0:
                 log.write(event="probe", epoch=epoch + 1, step=self.global_step,
                           probe_train_acc=self.probe(self.backbone, self.global_step))
