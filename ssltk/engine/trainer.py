@@ -255,6 +255,8 @@ class Trainer:
         # built now, so that an unknown name or a missing package is said before any training time is spent
         self.loggers = create_loggers(self.cfg.loggers) if self.rank == 0 else []
         if self.cuda:
+            if self.device.index is None:  # set_device refuses a bare "cuda" (torch 2.11, the first GPU run)
+                self.device = torch.device("cuda", torch.cuda.current_device())
             torch.cuda.set_device(self.device)
 
     # setup ----------------------------------------------------------------------------------------------------------
