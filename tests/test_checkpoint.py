@@ -100,3 +100,22 @@ def test_deterministic_algorithms_are_scoped_to_the_fit(tmp_path):
 def test_resume_of_a_missing_run_is_clear(tmp_path):
     proc = ssltk("fit", "--resume", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
+
+
+def test_restored_optimizer_state_keeps_the_channels_last_layout_of_its_parameters(tmp_path):
+    # fused CUDA Adam refuses moments whose strides differ from their parameters' (the first GPU run's resume)
+    def model_and_opt():
+        torch.manual_seed(0)
+        m = torch.nn.Conv2d(3, 8, 3).to(memory_format=torch.channels_last)
+        return m, torch.optim.Adam(m.parameters(), lr=1e-3)
+
+    model, opt = model_and_opt()
+    model(torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)).sum().backward()
+    opt.step()
+    save_training_state(tmp_path / "c.safetensors", {"m": model}, opt, None, {"epoch": 1, "global_step": 1})
+    model2, opt2 = model_and_opt()
+    load_training_state(tmp_path / "c.safetensors", {"m": model2}, opt2, None)
+    w = model2.weight
+    for name in ("exp_avg", "exp_avg_sq"):
+        assert opt2.state[w][name].stride() == w.stride(), name
+        torch.testing.assert_close(opt2.state[w][name], opt.state[model.weight][name], rtol=0, atol=0)

@@ -59,13 +59,15 @@ def report(title: str, lines: list[str], record_it: bool) -> None:
         record(title, " ".join(["python", str(name), *sys.argv[1:]]), lines)
 
 
-def record(title: str, command: str, lines: list[str]) -> None:
-    """Append a dated section with the command and the measured lines to RESULTS.md."""
-    rev = REV
+def record(title: str, command: str, lines: list[str], commit: str | None = None, host: str | None = None) -> None:
+    """Append a dated section with the command and the measured lines to RESULTS.md; ``commit`` names the code that
+    ran where it was not this checkout (a device call's copy of the tree, which has no git history), ``host`` the machine
+    it ran on."""
+    rev = commit or REV
     from ssltk.reproduce import utc_stamp
 
     stamp = utc_stamp()
-    body = [f"\n## {title}", "", f"- date: {stamp}", f"- machine: {machine()}", f"- commit: {rev or '?'}",
+    body = [f"\n## {title}", "", f"- date: {stamp}", f"- machine: {host or machine()}", f"- commit: {rev or '?'}",
             f"- command: `{command}`", ""] + [f"    {line}" for line in lines] + [""]
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nEvery section below is written by the script it names; "

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, epoch_records, extract_cifar10, machine, record  # noqa: E402
+from _common import REV, RESULTS, ROOT, epoch_records, extract_cifar10, machine, record  # noqa: E402
 
 import ssltk  # noqa: E402
 
@@ -93,6 +94,7 @@ def write_part() -> None:
     out, part = _OUT["dir"], _OUT["part"]
     title = f"GPU suite, part {part}, {gpu_name()}"
     (out / f"{part}.json").write_text(json.dumps({"machine": machine(), "title": title, "command": _OUT["command"],
+                                                  "commit": os.environ.get("SSLTK_COMMIT") or REV,
                                                   **_OUT["figures"], "lines": _OUT["lines"]}, indent=2, default=str))
     (out / f"{part}.md").write_text(f"## {title}\n\n- machine: {machine()}\n- command: `{_OUT['command']}`\n\n"
                                    + "".join(f"    {ln}\n" for ln in _OUT["lines"]))
@@ -365,8 +367,9 @@ def run_all(a) -> int:
     return failed
 
 
-def record_from(folder: Path) -> None:
-    """Append the sections that a device call brought back to RESULTS.md, in the suite's order."""
+def record_from(folder: Path, commit: str | None) -> None:
+    """Append the sections that a device call brought back to RESULTS.md, in the suite's order. The commit is the
+    one the call ran: ``--commit``, else the one its files name (``SSLTK_COMMIT`` set on the device machine)."""
     found = 0
     for part in PARTS:
         f = folder / f"{part}.json"
@@ -375,7 +378,10 @@ def record_from(folder: Path) -> None:
         fig = json.loads(f.read_text())
         if "CPU smoke" in fig["title"]:
             sys.exit(f"{f}: a --smoke result measures nothing and is never recorded")
-        record(fig["title"], fig["command"], [f"machine: {fig['machine']}"] + fig["lines"])
+        ran = commit or fig.get("commit")
+        if not ran or ran.startswith("ssltk "):
+            sys.exit(f"{f}: the files do not name the commit that ran (no git on the device machine); give --commit")
+        record(fig["title"], fig["command"], fig["lines"], commit=ran, host=fig["machine"])
         found += 1
     if not found:
         sys.exit(f"{folder}: no part's JSON there")
@@ -399,10 +405,11 @@ def main() -> None:
     p.add_argument("--full", action="store_true", help="protocol: train all 200 epochs (resuming across calls)")
     p.add_argument("--record", action="store_true", help="append the section to examples/benchmarks/RESULTS.md")
     p.add_argument("--record-from", default=None, help="append the sections of a device call's DIR to RESULTS.md")
+    p.add_argument("--commit", default=None, help="--record-from: the commit the device call ran")
     p.add_argument("--smoke", action="store_true", help="toy scale on the CPU: checks the script, measures nothing")
     a = p.parse_args()
     if a.record_from:
-        return record_from(Path(a.record_from))
+        return record_from(Path(a.record_from), a.commit)
     if not a.part or not a.out:
         p.error("--part and --out are needed (or --record-from DIR)")
     SMOKE = a.smoke

@@ -106,12 +106,24 @@ def load_training_state(path: Path, modules: Dict[str, nn.Module], optimizer: to
     opt = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
     try:
         optimizer.load_state_dict(_join_optimizer_state(opt, meta["optimizer"]))
+        _match_param_strides(optimizer)
         if scheduler is not None and meta.get("scheduler") is not None:
             scheduler.load_state_dict(meta["scheduler"])
         int(meta["epoch"]), int(meta["global_step"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SsltkError(f"{path} is not a complete ssltk training checkpoint ({type(exc).__name__}: {exc})") from None
     return meta
+
+
+def _match_param_strides(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor its parameter's memory format. A checkpoint stores contiguous tensors
+    while channels-last parameters start with channels-last moments; the fused CUDA optimizers refuse the mix
+    ("must have same dtype, device, and layout", found by the first GPU run). Values are copied unchanged."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for name, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, Tensor) and value.shape == p.shape and value.stride() != p.stride():
+                    optimizer.state[p][name] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def load_state_strict(module: nn.Module, state: Dict[str, Tensor], where: str) -> None:
