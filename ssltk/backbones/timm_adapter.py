@@ -10,13 +10,14 @@ from torch import Tensor
 
 from ..interfaces import Backbone
 from ..errors import SsltkError
+from ..values import OptionValue
 
 
 class TimmBackbone(Backbone):
     """Wraps ``timm.create_model(model_name, num_classes=0)``: pooled features of size ``model.num_features``."""
 
     def __init__(self, model_name: str = "resnet18", in_channels: int = 3, weights: Optional[str] = None,
-                 **kwargs: Any):
+                 **kwargs: OptionValue):
         super().__init__()
         import timm
 

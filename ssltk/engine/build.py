@@ -181,4 +181,22 @@ def check_config(cfg: Any, where: str, required=("objective", "backbone", "data"
     for key in ("trainer", "evaluate"):
         if out.get(key) is not None and not isinstance(out[key], dict):
             raise SsltkError(f"{where}: {key} must be a mapping of options, got {out[key]!r}")
+    for key, value in out.items():
+        _refuse_nested_specs(value.get("init_args") if key in COMPONENT_KINDS and value else value, key, where)
     return out
+
+
+def _refuse_nested_specs(value: Any, path: str, where: str) -> None:
+    """A file's option values are plain data: a mapping with a ``class_path`` (or ``init_args``) below a component
+    would reach a parser or constructor that may import it (the hardening issue's config payload), so it is
+    refused, naming the field, whatever the field's type."""
+    if isinstance(value, dict):
+        if "class_path" in value or "init_args" in value:
+            raise SsltkError(f"{where}: {path} holds a class_path; option values read from a file are plain data "
+                             "(numbers, strings, lists), and only the objective, backbone, data and augment name "
+                             "classes")
+        for k, v in value.items():
+            _refuse_nested_specs(v, f"{path}.{k}", where)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _refuse_nested_specs(v, f"{path}[{i}]", where)

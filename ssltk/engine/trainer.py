@@ -42,6 +42,7 @@ from .precision import amp_enabled, autocast
 from .optim import SCHEDULES, LRSchedule, build_optimizer, collect_groups, optimizer_class
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from ..loggers import create_loggers
+from ..values import Options
 from .progress import MetricsLog, TrainProgress
 from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_temporaries, resume_changes,
                      truncate_metrics)
@@ -108,7 +109,7 @@ class TrainerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     optimizer: str = "adam"
-    optimizer_args: Optional[Dict[str, Any]] = None
+    optimizer_args: Options = None
     momentum: float = 0.9
     schedule: str = "constant"
     milestones: List[float] = field(default_factory=lambda: [0.5, 0.75])
@@ -154,6 +155,10 @@ class TrainerConfig:
         optimizer_class(self.optimizer)  # a clear error for an unknown name or class path
         if self.optimizer_args is not None and not isinstance(self.optimizer_args, dict):
             raise SsltkError(f"--trainer.optimizer_args must be a mapping, got {self.optimizer_args!r}")
+        for key, value in (self.optimizer_args or {}).items():
+            if not _plain_option(value):
+                raise SsltkError(f"--trainer.optimizer_args.{key} must be a number, string, boolean or a list of "
+                                 f"them, got {value!r}")
         _one_of(self, "schedule", SCHEDULES)
         if not isinstance(self.milestones, (list, tuple)) or not all(
                 isinstance(m, (int, float)) and 0 < m < 1 for m in self.milestones):
@@ -184,6 +189,11 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check_at_least(1, "evaluate.", epochs=self.epochs)
         _one_of(self, "split", ("auto", "val", "test"), prefix="evaluate")
+
+
+def _plain_option(value: Any) -> bool:
+    scalar = (bool, int, float, str, type(None))
+    return isinstance(value, scalar) or (isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value))
 
 
 def _one_of(cfg: Any, name: str, choices: tuple, prefix: str = "trainer") -> None:
