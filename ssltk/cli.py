@@ -23,6 +23,7 @@ import yaml
 
 from . import __version__
 from .errors import SsltkError
+from .yaml_io import load_yaml
 
 # option -> registry kind, for the options that choose a class
 _CHOOSERS = {"--objective": "objective", "--backbone": "backbone", "--data": "dataset", "--augment": "augmentation"}
@@ -40,10 +41,7 @@ def _to_class(kind: str, value: str) -> List[str]:
     if value.endswith((".yaml", ".yml", ".json")) and not value.lstrip().startswith("{"):
         spec = resolve(kind, _read_yaml(value), trusted=False, where=value)
     elif value.lstrip().startswith("{"):
-        try:
-            spec = resolve(kind, yaml.safe_load(value), where=f"--{kind}")
-        except yaml.YAMLError as exc:
-            raise SsltkError(f"cannot parse {value!r}: {str(exc).splitlines()[0]}") from None
+        spec = resolve(kind, load_yaml(value, f"--{kind} {value!r}"), where=f"--{kind}")
     else:
         spec = resolve(kind, value)
     return [spec["class_path"]] + [str(x) for k, v in spec["init_args"].items() for x in (f".{k}", _cli_value(v))]
@@ -54,9 +52,7 @@ def _read_yaml(path: str) -> Any:
     if not p.is_file():
         raise SsltkError(f"config file not found: {path}")
     try:
-        return yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise SsltkError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+        return load_yaml(p.read_text(), path)
     except (OSError, UnicodeDecodeError) as exc:
         raise SsltkError(f"cannot read {path}: {exc}") from None
 

@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from .yaml_io import load_yaml
 from .errors import SsltkError
 
 CONFIG_KEYS = ("objective", "objective_args", "backbone", "backbone_args", "data", "data_args", "augment",
@@ -186,6 +187,8 @@ def source_cell(cell: Cell, table: "Table") -> Optional[Cell]:
 
 
 def _read_yaml(text: str, where: str) -> Any:
+    if "*" in text:  # aliases: their expansion is bounded first (ssltk.yaml_io)
+        load_yaml(text, where)
     try:
         return yaml.safe_load(text)  # plain data: no tag of the file can construct an object
     except yaml.YAMLError as exc:

@@ -191,7 +191,7 @@ def test_jpeg_size_reads_the_frame_header_of_every_jpeg_kind(tmp_path):
 
     from PIL import Image
 
-    from ssltk.data.device_decode import jpeg_size
+    from ssltk.data.headers import jpeg_size
 
     img = Image.new("RGB", (37, 21), (10, 200, 30))
     for options in ({}, {"progressive": True}, {"exif": Image.Exif(), "comment": b"x" * 300}, {"quality": 5}):

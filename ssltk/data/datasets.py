@@ -14,6 +14,7 @@ from ..errors import SsltkError
 from .base import DataSource, ImageSet
 from .imagefolder import decode_folder, open_records
 from .records import FileRecords, scan_folder
+from .headers import MAX_PIXELS, check_max_pixels
 from .stream import check_stream_option
 from .stats import NAMED_STATS, resolve_stats
 
@@ -160,7 +161,8 @@ class ImageFolder(DataSource):
     Images are decoded in ``workers`` processes and resized to ``size`` x ``size``. ``stream``: ``false`` decodes the
     set once into memory; ``true`` keeps only the file list and decodes each batch in the workers, cropping from the
     full-resolution image (:mod:`ssltk.data.stream`); ``auto`` streams when the decoded set would take more than a
-    quarter of this machine's memory, and says so. Unreadable images stop loading (in memory) or training
+    quarter of this machine's memory, and says so. An image whose header declares more than ``max_pixels`` pixels is
+    refused before it is decoded (a small file can declare a huge image: :mod:`ssltk.data.headers`). Unreadable images stop loading (in memory) or training
     (streamed) with their paths, unless ``skip_corrupt`` is set. ``stats`` is ``computed`` (measured on the training
     images) or a preset name. Unlabelled images train every self-supervised objective; evaluators that need labels
     say so.
@@ -169,11 +171,13 @@ class ImageFolder(DataSource):
     def __init__(self, root: str = "data", size: int = 32, val_size: Union[int, float] = 0,
                  train_size: Optional[int] = None, split_seed: int = 0, stats: str = "computed",
                  workers: int = 2, skip_corrupt: bool = False, labels: str = "auto",
-                 stream: Union[bool, str] = "auto"):
+                 stream: Union[bool, str] = "auto", max_pixels: int = MAX_PIXELS):
         super().__init__(val_size=val_size, train_size=train_size, split_seed=split_seed)
         self.root, self.size, self.stats = Path(root).expanduser(), size, stats
         self.workers, self.skip_corrupt, self.labels, self.stream = workers, skip_corrupt, labels, stream
+        self.max_pixels = max_pixels
         check_stream_option(stream)
+        check_max_pixels(max_pixels)
 
     def _roots(self) -> Tuple[Path, Optional[Path]]:
         if not self.root.is_dir():
@@ -188,7 +192,7 @@ class ImageFolder(DataSource):
     def _open(self, root: Path, classes: Optional[List[str]], labels: str, what: str) -> ImageSet:
         paths, ids, classes = scan_folder(root, labels, classes)
         return open_records(FileRecords(paths), ids, classes, self.size, self.workers, self.skip_corrupt,
-                            self.stream, what)
+                            self.stream, what, max_pixels=self.max_pixels)
 
     def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
         train_root, test_root = self._roots()

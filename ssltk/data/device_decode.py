@@ -5,7 +5,7 @@ In the default ``workers`` mode every image of a step is decoded and cropped by 
 one core, so 16 cores feed a few thousand images per second. In ``device`` mode the workers do only what needs no
 pixels, and the device does the rest:
 
-- a worker reads each JPEG's bytes, takes the image size from its frame header (:func:`jpeg_size`, no decoding) and
+- a worker reads each JPEG's bytes, takes the image size from its frame header (:func:`ssltk.data.headers.jpeg_size`, no decoding) and
   draws the crop boxes of every view from that size with the step's generator, in the order the ``workers`` mode
   draws them, so both modes crop the same boxes;
 - the main process decodes the whole step in one call of ``torchvision.io.decode_jpeg`` on the device (nvjpeg's
@@ -29,40 +29,6 @@ from torch import Tensor
 
 from ..errors import SsltkError
 from .records import Records
-
-# start-of-frame markers: baseline, extended, progressive and lossless, Huffman or arithmetic coded (ITU T.81, B.1.1.3;
-# C4, C8 and CC are other tables that share the range)
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_NO_LENGTH = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn stand alone
-
-
-def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """(height, width) from a JPEG's frame header (T.81, B.2.2), or None where ``data`` is not a JPEG whose header
-    says it before the first scan (a height of 0, defined later by a DNL marker, also gives None)."""
-    if data[:2] != b"\xff\xd8":
-        return None
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            i += 1
-            continue
-        if marker in _NO_LENGTH:
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
-            return None
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker in _SOF:
-            if i + 9 > n or length < 7:
-                return None
-            height = int.from_bytes(data[i + 5 : i + 7], "big")
-            width = int.from_bytes(data[i + 7 : i + 9], "big")
-            return (height, width) if height > 0 and width > 0 else None
-        i += 2 + length
-    return None
 
 
 class EncodedStep(NamedTuple):

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import SsltkError
 from .base import ImageSet
 from .records import IMAGE_SUFFIXES, FileRecords, Records, scan_folder  # noqa: F401  (IMAGE_SUFFIXES re-exported)
+from .headers import MAX_PIXELS
 from .stream import StreamImages, choose_stream, load_resized
 
 
@@ -65,9 +66,11 @@ def decode_folder(paths: List[Path], labels: List[int], classes: List[str], size
 
 
 def open_records(records: Records, labels: List[int], classes: List[str], size: int, workers: int,
-                 skip_corrupt: bool, stream: Union[bool, str], what: str) -> ImageSet:
+                 skip_corrupt: bool, stream: Union[bool, str], what: str, max_pixels: int = MAX_PIXELS) -> ImageSet:
     """An ImageSet over ``records``: streamed (a :class:`StreamImages`) or decoded into memory, as ``stream`` says
-    (``auto``: by the memory the decoded set would take, :func:`ssltk.data.stream.choose_stream`)."""
+    (``auto``: by the memory the decoded set would take, :func:`ssltk.data.stream.choose_stream`); images declaring
+    more than ``max_pixels`` pixels are refused (or skipped) before they are decoded."""
+    records.max_pixels = max_pixels
     if choose_stream(stream, len(records), size, what=what):
         images = StreamImages(records, size, workers=workers, skip_corrupt=skip_corrupt)
         return ImageSet(images, torch.tensor(labels, dtype=torch.long), classes)

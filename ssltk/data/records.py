@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import SsltkError
+from .headers import MAX_PIXELS, check_pixels
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 #: the webdataset member extensions read as the image and as the label of a sample, in order of preference
@@ -25,12 +26,20 @@ SHARD_LABEL_KEYS = ("cls", "label", "class")
 
 
 class Records:
-    """Base class of record stores."""
+    """Base class of record stores. :meth:`read` is where every decoding path gets its bytes, so it refuses an image
+    whose header declares more than ``max_pixels`` pixels before anything decodes it (:mod:`ssltk.data.headers`)."""
+
+    max_pixels: int = MAX_PIXELS  # the data source's option, set on the instance
 
     def __len__(self) -> int:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def read(self, i: int) -> bytes:  # pragma: no cover - interface
+    def read(self, i: int) -> bytes:
+        data = self._read(i)
+        check_pixels(data, self.max_pixels)
+        return data
+
+    def _read(self, i: int) -> bytes:  # pragma: no cover - interface
         raise NotImplementedError
 
     def name(self, i: int) -> str:  # pragma: no cover - interface
@@ -46,7 +55,7 @@ class FileRecords(Records):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def read(self, i: int) -> bytes:
+    def _read(self, i: int) -> bytes:
         return Path(self.paths[i]).read_bytes()
 
     def name(self, i: int) -> str:
@@ -68,7 +77,7 @@ class TarRecords(Records):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def read(self, i: int) -> bytes:
+    def _read(self, i: int) -> bytes:
         shard, offset, size, _ = self.entries[i]
         with open(self.shards[shard], "rb") as fh:
             fh.seek(offset)

@@ -13,15 +13,18 @@ from .base import DataSource, ImageSet
 from .imagefolder import open_records
 from .records import FileRecords, _label_ids, expand_shards, index_shards, read_file_list
 from .stats import resolve_stats
+from .headers import MAX_PIXELS, check_max_pixels
 from .stream import check_stream_option
 
 
 class _Sourced(DataSource):
     def __init__(self, size: int, val_size: Union[int, float], train_size: Optional[int], split_seed: int,
-                 stats: str, workers: int, skip_corrupt: bool, stream: Union[bool, str]):
+                 stats: str, workers: int, skip_corrupt: bool, stream: Union[bool, str], max_pixels: int):
         super().__init__(val_size=val_size, train_size=train_size, split_seed=split_seed)
         check_stream_option(stream)
+        check_max_pixels(max_pixels)
         self.size, self.stats, self.workers, self.skip_corrupt, self.stream = size, stats, workers, skip_corrupt, stream
+        self.max_pixels = max_pixels
 
     def _finish(self, train: ImageSet, test: Optional[ImageSet]) -> Tuple[ImageSet, Optional[ImageSet]]:
         self.mean, self.std = resolve_stats(self.stats, train.images)
@@ -37,15 +40,15 @@ class FileList(_Sourced):
     def __init__(self, train: str = "train.txt", test: Optional[str] = None, size: int = 32,
                  val_size: Union[int, float] = 0, train_size: Optional[int] = None, split_seed: int = 0,
                  stats: str = "computed", workers: int = 2, skip_corrupt: bool = False,
-                 stream: Union[bool, str] = "auto"):
-        super().__init__(size, val_size, train_size, split_seed, stats, workers, skip_corrupt, stream)
+                 stream: Union[bool, str] = "auto", max_pixels: int = MAX_PIXELS):
+        super().__init__(size, val_size, train_size, split_seed, stats, workers, skip_corrupt, stream, max_pixels)
         self.train_list = Path(train).expanduser()
         self.test_list = Path(test).expanduser() if test else None
 
     def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
         paths, ids, classes = read_file_list(self.train_list)
         train = open_records(FileRecords(paths), ids, classes, self.size, self.workers, self.skip_corrupt,
-                             self.stream, str(self.train_list))
+                             self.stream, str(self.train_list), max_pixels=self.max_pixels)
         test = None
         if self.test_list is not None:
             tpaths, tids, tclasses = read_file_list(self.test_list)
@@ -53,7 +56,7 @@ class FileList(_Sourced):
                 raise SsltkError(f"{self.test_list} names classes {tclasses[:5]}... that differ from "
                                  f"{self.train_list}'s {classes[:5]}...")
             test = open_records(FileRecords(tpaths), tids, classes, self.size, self.workers, self.skip_corrupt,
-                                self.stream, str(self.test_list))
+                             self.stream, str(self.test_list), max_pixels=self.max_pixels)
         return self._finish(train, test)
 
 
@@ -69,8 +72,8 @@ class WebDataset(_Sourced):
     def __init__(self, shards: str = "shards/train-{000000..000009}.tar", test: Optional[str] = None,
                  size: int = 32, val_size: Union[int, float] = 0, train_size: Optional[int] = None,
                  split_seed: int = 0, stats: str = "computed", workers: int = 2, skip_corrupt: bool = False,
-                 stream: Union[bool, str] = "auto"):
-        super().__init__(size, val_size, train_size, split_seed, stats, workers, skip_corrupt, stream)
+                 stream: Union[bool, str] = "auto", max_pixels: int = MAX_PIXELS):
+        super().__init__(size, val_size, train_size, split_seed, stats, workers, skip_corrupt, stream, max_pixels)
         self.shards, self.test_shards = shards, test
 
     def _open(self, pattern: str, classes: Optional[List[str]]) -> ImageSet:
@@ -80,7 +83,8 @@ class WebDataset(_Sourced):
             index = {c: i for i, c in enumerate(classes)}
             ids = [index.get(found[i], -1) if i >= 0 else -1 for i in ids]
             found = classes
-        return open_records(records, ids, found, self.size, self.workers, self.skip_corrupt, self.stream, pattern)
+        return open_records(records, ids, found, self.size, self.workers, self.skip_corrupt,
+                             self.stream, pattern, max_pixels=self.max_pixels)
 
     def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
         train = self._open(self.shards, None)

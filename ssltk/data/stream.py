@@ -274,7 +274,8 @@ class _StepViews(Dataset):
         return idx, out, []
 
     def _encoded(self, idx: Tensor, g: torch.Generator):
-        from .device_decode import jpeg_size, pack
+        from .device_decode import pack
+        from .headers import jpeg_size
 
         records = self.images.records
         jpegs, positions, recs, sizes = [], [], [], []

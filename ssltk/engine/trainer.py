@@ -43,6 +43,7 @@ from .optim import SCHEDULES, LRSchedule, build_optimizer, collect_groups, optim
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from ..loggers import create_loggers
 from ..values import Options
+from ..yaml_io import load_yaml
 from .progress import MetricsLog, TrainProgress
 from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_temporaries, resume_changes,
                      truncate_metrics)
@@ -765,9 +766,7 @@ def read_run_config(run_dir: Path) -> Dict[str, Any]:
     if not path.is_file():
         raise SsltkError(f"not a run directory (no config.yaml): {run_dir}")
     try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SsltkError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        cfg = load_yaml(path.read_text(), str(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise SsltkError(f"cannot read {path}: {exc}") from None
     if cfg is None:

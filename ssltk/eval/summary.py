@@ -7,9 +7,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import yaml
 
 from ..errors import SsltkError
+from ..yaml_io import load_yaml
 from .results import read_results
 
 
@@ -46,7 +46,7 @@ def describe_run(run_dir: Path) -> Dict[str, str]:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise SsltkError(f"not a run directory (no config.yaml): {run_dir}")
-    cfg = yaml.safe_load(path.read_text())
+    cfg = load_yaml(path.read_text(), str(path))
     obj = cfg["objective"]
     method = _name("objective", obj)
     variant = (obj.get("init_args") or {}).get("variant")
