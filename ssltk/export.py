@@ -123,8 +123,9 @@ def export_onnx(backbone, out: Path, example: torch.Tensor) -> List[Path]:
 
 
 def export(run: Path, to: str, out: Path, size: int = 0) -> List[Path]:
-    """Export the final backbone of ``run`` in format ``to`` into the folder ``out``; returns the files written."""
-    from .api import load_backbone
+    """Export the final backbone of ``run`` in format ``to`` into the folder ``out``; returns the files written.
+    The locks of the run and of any run ``out`` lies in are held throughout: a training run is refused."""
+    from .engine.rundir import writing_into
     from .engine.trainer import read_run_config
 
     if to not in FORMATS:
@@ -133,8 +134,21 @@ def export(run: Path, to: str, out: Path, size: int = 0) -> List[Path]:
     weights = run / "backbone.safetensors"
     if not weights.is_file():
         raise SsltkError(f"{run} has no backbone.safetensors yet (the run has not finished)")
-    backbone = load_backbone(weights, config["backbone"]).eval()
-    out.mkdir(parents=True, exist_ok=True)
+    with writing_into(run, out, purpose="export"):
+        return _export(backbone_of(weights, config), to, out, run, config, size)
+
+
+def backbone_of(weights: Path, config: Dict[str, Any]):
+    from .api import load_backbone
+
+    return load_backbone(weights, config["backbone"]).eval()
+
+
+def _export(backbone, to: str, out: Path, run: Path, config: Dict[str, Any], size: int) -> List[Path]:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SsltkError(f"cannot export into {out}: {exc.strerror or exc}; choose another --out") from None
     if to == "timm":
         return export_timm(backbone, out)
     if to == "hf":

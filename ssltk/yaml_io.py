@@ -45,7 +45,7 @@ def load_yaml(text: str, where: str, max_nodes: int = MAX_NODES) -> Any:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise SsltkError(f"cannot parse {where}: {str(exc).splitlines()[0]}") from None
+        raise SsltkError(f"{where} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if node is None:
         return None
     if _expanded_size(node, {}, max_nodes) > max_nodes:
@@ -54,4 +54,4 @@ def load_yaml(text: str, where: str, max_nodes: int = MAX_NODES) -> Any:
     try:
         return yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as exc:
-        raise SsltkError(f"cannot parse {where}: {str(exc).splitlines()[0]}") from None
+        raise SsltkError(f"{where} is not valid YAML ({str(exc).splitlines()[0]})") from None

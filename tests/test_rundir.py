@@ -203,3 +203,26 @@ def test_read_only_run_directory_is_refused_before_any_work(readonly_mount, fini
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "cannot" in err[0] and str(mnt) in err[0], err
     assert (run / "results.json").read_text() == results
+
+
+def test_every_writer_into_a_run_takes_its_lock(tmp_path, finished_run):
+    # a run that is training holds its lock: interpret, sela-labels and export --out RUN/... must be refused
+    import shutil
+
+    from ssltk.export import export
+    from ssltk_sela.labels import export_labels
+    from ssltk_structured_mi.interpret import interpret
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    writers = {"export": lambda: export(run, "hf", run / "exp"),
+               "export elsewhere": lambda: export(run, "hf", tmp_path / "exp"),
+               "sela-labels": lambda: export_labels(run, tmp_path / "labels.safetensors"),
+               "interpret": lambda: interpret(run, out=tmp_path / "masks")}
+    with RunLock(run):
+        for name, write in writers.items():
+            with pytest.raises(SsltkError, match="in use by ssltk process") as info:
+                write()
+            assert "\n" not in str(info.value), name
+    assert not (run / "exp").exists() and not (tmp_path / "masks").exists()
+    assert export(run, "hf", run / "exp")  # released: the export proceeds into the run's own folder

@@ -86,6 +86,33 @@ class RunLock:
             self._fh = None
 
 
+def owning_run(target: Path) -> Optional[Path]:
+    """The run directory that ``target`` is, or lies inside (``RUN/interpret``, ``RUN/exp``): the nearest of it and
+    its parents that holds a run or its lock; None for a path outside any run."""
+    target = Path(target).resolve()
+    for folder in (target, *target.parents):
+        if holds_run(folder) or (folder / LOCK_NAME).exists():
+            return folder
+    return None
+
+
+def writing_into(*targets: Path, purpose: str = "write results") -> Any:
+    """The locks a command takes before it reads a run and writes to ``targets``: those of the runs owning them,
+    each once (so a run that is training, whose process holds its lock, is refused in one line); none for paths
+    outside every run."""
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    runs = {run for run in (owning_run(t) for t in targets) if run is not None}
+    try:
+        for run in sorted(runs):
+            stack.enter_context(RunLock(run, purpose=purpose))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
 def holds_run(run_dir: Path) -> bool:
     """Whether a directory holds (part of) an ssltk run."""
     run_dir = Path(run_dir)

@@ -24,18 +24,27 @@ from .objective import SelaViews
 
 def export_labels(run_dir: Path, out: Optional[Path] = None) -> Path:
     """The (T, N) self-labels of the last checkpoint of a SeLa run, as ``labels`` in a safetensors file."""
-    from ssltk.engine.checkpoint import read_safetensors, save_safetensors
     from ssltk.engine.trainer import checkpoint_files, read_run_config
 
+    from ssltk.engine.rundir import writing_into
+
     cfg = read_run_config(run_dir)
-    ckpts = checkpoint_files(run_dir)
+    out = out or run_dir / "self_labels.safetensors"
+    # the run's lock, held from reading its last checkpoint to writing the file: a run that is training (whose
+    # checkpoints are mid-way) is refused in one line
+    with writing_into(run_dir, out.parent, purpose="export the self-labels of"):
+        return _export(run_dir, cfg, checkpoint_files(run_dir), out)
+
+
+def _export(run_dir: Path, cfg: dict, ckpts: list, out: Path) -> Path:
+    from ssltk.engine.checkpoint import read_safetensors, save_safetensors
+
     if not ckpts:
         raise SsltkError(f"{run_dir} has no checkpoint to take the labels from")
     tensors, meta = read_safetensors(ckpts[-1])
     if "objective.labels" not in tensors:
         raise SsltkError(f"{ckpts[-1]} holds no self-labels (objective.labels); is {run_dir} a SeLa run?")
     labels = tensors["objective.labels"].long()
-    out = out or run_dir / "self_labels.safetensors"
     save_safetensors({"labels": labels.contiguous()}, {"data": cfg["data"], "epoch": meta.get("epoch"),
                                                        "source_run": str(run_dir)}, out)
     return out

@@ -25,6 +25,7 @@ from ssltk.data.stream import pixels
 from ssltk.engine.build import build
 from ssltk.engine.checkpoint import save_safetensors
 from ssltk.engine.trainer import read_run_config, resolve_device
+from ssltk.engine.rundir import writing_into
 from ssltk.errors import SsltkError
 
 
@@ -75,6 +76,13 @@ def save_grid(path: Path, images: torch.Tensor, masks: torch.Tensor, max_rows: i
 def interpret(run: Path, batch: int = 64, iterations: int = 20000, lr: float = 0.05, seed: int = 0,
               device: str = "auto", out: Optional[Path] = None, log_every: int = 1000) -> Dict[str, Path]:
     cfg = read_run_config(run)
+    out = out or run / "interpret"
+    with writing_into(run, out, purpose="write the masks of"):  # refused while the run trains: its weights are moving
+        return _interpret(run, cfg, batch, iterations, lr, seed, device, out, log_every)
+
+
+def _interpret(run: Path, cfg: dict, batch: int, iterations: int, lr: float, seed: int, device: str, out: Path,
+               log_every: int) -> Dict[str, Path]:
     init = cfg["objective"].get("init_args") or {}
     entities = int(init.get("entities", 8))
     dev = resolve_device(device)
@@ -85,7 +93,6 @@ def interpret(run: Path, batch: int = 64, iterations: int = 20000, lr: float = 0
     raw = pixels(images, pick)
     x = EvalTransform(data.mean, data.std)(raw.to(dev))
     result = optimise_masks(backbone, x, entities, iterations, lr, log_every)
-    out = out or run / "interpret"
     out.mkdir(parents=True, exist_ok=True)
     save_safetensors({"images": raw, "masks": result["masks"], "loss_history": result["loss_history"]},
                  {"iterations": iterations, "lr": lr, "seed": seed, "entities": entities},
