@@ -15,8 +15,11 @@ built-ins always load, and names that match no installed entry point are reporte
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
+import threading
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -145,7 +148,7 @@ def load_plugins(force: bool = False) -> pluggy.PluginManager:
             key = ep.name if ep.name not in infos else f"{ep.name} ({dist})"
             info = infos[key] = PluginInfo(key, dist, version)
             try:
-                module = ep.load()
+                module = _guarded(ep.load, "at import")
                 pm.register(module, name=key)
             except (Exception, SystemExit) as exc:  # a broken plugin, even one that exits, must not take others down
                 info.error = _one_line(exc)
@@ -157,6 +160,42 @@ def load_plugins(force: bool = False) -> pluggy.PluginManager:
         _State.loading = False
 
 
+class _RaisedInterrupt(Exception):
+    """A plugin's own KeyboardInterrupt (no signal arrived): a broken plugin, reported like the others."""
+
+
+@contextlib.contextmanager
+def _real_interrupts():
+    """Tell a real interrupt of this process (SIGINT delivered while plugins load) from a KeyboardInterrupt that a
+    plugin raises itself: yields a function saying whether a SIGINT arrived. Off the main thread, where no handler
+    can be set, every KeyboardInterrupt counts as real."""
+    arrived = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: True
+        return
+
+    def on_sigint(signum, frame):
+        arrived.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(arrived)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _guarded(call, when: str):
+    """``call()``, with a plugin's own KeyboardInterrupt turned into an ordinary error and the user's kept."""
+    with _real_interrupts() as interrupted:
+        try:
+            return call()
+        except KeyboardInterrupt:
+            if interrupted():  # the user's Ctrl-C: stop, as everywhere else
+                raise
+            raise _RaisedInterrupt(f"raised KeyboardInterrupt {when}") from None
+
+
 def _run_registration(pm: pluggy.PluginManager, plugin_name: str, info: PluginInfo) -> None:
     plugin = pm.get_plugin(plugin_name)
     staged: List[Tuple[str, str, Any, Dict[str, Any]]] = []
@@ -166,7 +205,7 @@ def _run_registration(pm: pluggy.PluginManager, plugin_name: str, info: PluginIn
             if impl.plugin is not plugin:
                 continue
             try:
-                impl.function(register=_Register(staged, kind))
+                _guarded(lambda: impl.function(register=_Register(staged, kind)), "while registering")
             except (Exception, SystemExit) as exc:
                 info.error = f"{hook_name}: {_one_line(exc)}; nothing of this plugin was registered"
                 pm.unregister(plugin)

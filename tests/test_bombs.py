@@ -80,3 +80,30 @@ def test_a_yaml_alias_bomb_is_refused_within_a_second(tmp_path):
     (tmp_path / "c.yaml").write_text(bomb)
     proc = run_cli("fit", "--config", str(tmp_path / "c.yaml"), timeout=60)
     assert proc.returncode == 2 and len(error_lines(proc)) == 1 and "aliases expand" in proc.stderr, proc.stderr
+
+
+def test_shard_members_that_are_links_or_leave_the_shard_are_skipped_with_one_warning(tmp_path, capsys):
+    import tarfile
+
+    from ssltk.data.records import index_shards
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "JPEG")
+    jpeg = buf.getvalue()
+    shard = tmp_path / "hostile.tar"
+    with tarfile.open(shard, "w") as tar:
+        def add(name, data=jpeg, kind=tarfile.REGTYPE, target=""):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.size = kind, target, len(data) if kind == tarfile.REGTYPE else 0
+            tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+        add("good.jpg")
+        add("../../escape.jpg")
+        add("/abs/olute.jpg")
+        add("a/../../up.jpg")
+        add("link.jpg", kind=tarfile.SYMTYPE, target="/etc/passwd")
+        add("hard.jpg", kind=tarfile.LNKTYPE, target="good.jpg")
+    records, _ = index_shards([str(shard)])
+    assert [e[3] for e in records.entries] == ["good.jpg"]
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "hostile.tar" in err[0] and "skipped 5 member(s)" in err[0], err

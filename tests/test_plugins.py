@@ -175,3 +175,25 @@ def test_ssltk_plugins_keeps_builtins_and_names_unknown_ones(monkeypatch, capsys
     finally:
         monkeypatch.delenv("SSLTK_PLUGINS")
         reset_plugins()
+
+
+def test_a_plugin_raising_keyboard_interrupt_at_import_is_reported_not_obeyed(extra_plugins):
+    infos = extra_plugins(("ssltk-ctrlc", "ctrlc", "ssltk_ctrlc_mod", "raise KeyboardInterrupt\n"))
+    sys.modules.pop("ssltk_ctrlc_mod", None)
+    assert "raised KeyboardInterrupt at import" in infos["ctrlc"].error
+    assert "relational" in ssltk.OBJECTIVES.names()
+    from ssltk.cli import main
+    assert main(["list", "objectives"]) == 0
+
+
+def test_a_real_interrupt_while_plugins_load_still_stops(monkeypatch):
+    import signal
+
+    from ssltk.plugins import _guarded
+
+    def interrupted_import():
+        signal.raise_signal(signal.SIGINT)  # what Ctrl-C delivers while a plugin's import runs
+
+    with pytest.raises(KeyboardInterrupt):
+        _guarded(interrupted_import, "at import")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

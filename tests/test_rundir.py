@@ -226,3 +226,12 @@ def test_every_writer_into_a_run_takes_its_lock(tmp_path, finished_run):
             assert "\n" not in str(info.value), name
     assert not (run / "exp").exists() and not (tmp_path / "masks").exists()
     assert export(run, "hf", run / "exp")  # released: the export proceeds into the run's own folder
+
+
+def test_a_runs_files_share_one_mode(finished_run):
+    import stat
+
+    modes = {p.relative_to(finished_run).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in finished_run.rglob("*") if p.is_file()}
+    assert {"results.json", "config.yaml", "backbone.safetensors"} <= set(modes)
+    assert len(set(modes.values())) == 1, modes

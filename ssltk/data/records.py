@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..errors import SsltkError
+from ..errors import SsltkError, warn
 from .headers import MAX_PIXELS, check_pixels
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -210,6 +210,12 @@ def expand_shards(pattern: str) -> List[str]:
     return paths
 
 
+def _leaves_shard(name: str) -> bool:
+    """A member name that is absolute or climbs out of the shard (``../x``, ``a/../../x``, ``C:\\x``)."""
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts
+
+
 def index_shards(shards: List[str]) -> Tuple[TarRecords, List[Optional[str]]]:
     """One pass over the headers of each shard: every sample's image member (by webdataset's key convention:
     the member name up to its first dot is the sample key, the rest its extension) and its label text, if any."""
@@ -218,10 +224,14 @@ def index_shards(shards: List[str]) -> Tuple[TarRecords, List[Optional[str]]]:
     for s, shard in enumerate(shards):
         samples: Dict[str, Dict[str, tarfile.TarInfo]] = {}
         order: List[str] = []
+        skipped: List[str] = []
         try:
             with tarfile.open(shard, "r:") as tar:
                 for member in tar:
-                    if not member.isfile():
+                    if member.isdir():
+                        continue
+                    if not member.isfile() or _leaves_shard(member.name):
+                        skipped.append(member.name)
                         continue
                     base = member.name.rsplit("/", 1)[-1]
                     if "." not in base:
@@ -241,6 +251,10 @@ def index_shards(shards: List[str]) -> Tuple[TarRecords, List[Optional[str]]]:
                         label_text[key] = fh.read(64).decode("utf-8", "replace").strip() if fh else None
         except (tarfile.TarError, OSError) as exc:
             raise SsltkError(f"cannot read shard {shard}: {exc} (shards must be uncompressed tar files)") from None
+        if skipped:
+            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            warn(f"shard {shard}: skipped {len(skipped)} member(s) that are links or other non-files, or whose names "
+                 f"leave the shard ({', '.join(repr(n) for n in skipped[:3])}{more})")
         for key in order:
             img = next((samples[key][e] for e in SHARD_IMAGE_KEYS if e in samples[key]), None)
             if img is None:

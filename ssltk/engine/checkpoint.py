@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ..errors import SsltkError
+from .rundir import plain_file_mode
 
 META_KEY = "ssltk"
 
@@ -33,7 +34,7 @@ def save_safetensors(tensors: Dict[str, Tensor], meta: Dict[str, Any], path: Pat
         save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary shareable files
+        os.chmod(tmp, plain_file_mode())  # mkstemp creates 0600; a run's files share the mode open() gives
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

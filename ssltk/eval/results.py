@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..engine.rundir import plain_file_mode
+
 
 def write_results(run_dir: Path, key: str, values: dict) -> Path:
     """Merge ``values`` under ``key`` into ``run_dir/results.json`` (atomically: temp file then rename)."""
@@ -16,6 +18,7 @@ def write_results(run_dir: Path, key: str, values: dict) -> Path:
     fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".results.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2)
+    os.chmod(tmp, plain_file_mode())  # mkstemp creates 0600; a run's files share the mode open() gives
     os.replace(tmp, path)
     return path
 
