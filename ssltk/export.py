@@ -135,7 +135,10 @@ def export(run: Path, to: str, out: Path, size: int = 0) -> List[Path]:
     if not weights.is_file():
         raise SsltkError(f"{run} has no backbone.safetensors yet (the run has not finished)")
     with writing_into(run, out, purpose="export"):
-        return _export(backbone_of(weights, config), to, out, run, config, size)
+        try:
+            return _export(backbone_of(weights, config), to, out, run, config, size)
+        except OSError as exc:  # a read-only or full folder, a path through a file
+            raise SsltkError(f"cannot export into {out}: {exc.strerror or exc}; choose another --out") from None
 
 
 def backbone_of(weights: Path, config: Dict[str, Any]):
@@ -145,10 +148,7 @@ def backbone_of(weights: Path, config: Dict[str, Any]):
 
 
 def _export(backbone, to: str, out: Path, run: Path, config: Dict[str, Any], size: int) -> List[Path]:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SsltkError(f"cannot export into {out}: {exc.strerror or exc}; choose another --out") from None
+    out.mkdir(parents=True, exist_ok=True)
     if to == "timm":
         return export_timm(backbone, out)
     if to == "hf":

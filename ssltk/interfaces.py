@@ -17,6 +17,9 @@ class Backbone(nn.Module):
     """An encoder f_theta mapping images (B, C, H, W) to pooled representations (B, num_features)."""
 
     num_features: int
+    #: the smallest square input, in pixels, this backbone takes: its total stride, below which its last feature map
+    #: holds padding rather than image (or a pooling layer fails); the trainer refuses smaller data before training
+    min_size: int = 1
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The last feature map before pooling (B, C', H', W'), for methods that need spatial features."""

@@ -39,6 +39,58 @@ def test_bad_fit_options_are_refused_before_training(tmp_path, capsys, args, exp
 
 
 @pytest.mark.parametrize("args,expect", [
+    (["--trainer.device", "mps"], "device 'mps' is not available on this machine"),
+    (["--data.size", "0"], "--data.size must be an integer >= 1, got 0"),
+    (["--data.size", "-32"], "--data.size must be an integer >= 1, got -32"),
+    (["--trainer.seed", "-1"], "--trainer.seed must be an integer >= 0, got -1"),
+    (["--backbone", "alexnet", "--data.size", "8"], "backbone alexnet needs images of at least 32 px"),
+    (["--backbone", "resnet34", "--data.size", "4"], "backbone timm:resnet34 needs images of at least 32 px"),
+    (["--objective", "sela", "--objective.clusters", "0"], "cannot build SelaObjective: SeLa needs clusters >= 2"),
+    (["--objective", "simclr", "--objective.temperature", "0"], "--objective.temperature must be > 0"),
+])
+def test_second_probe_inputs_are_one_line_before_training(tmp_path, capsys, args, expect):
+    fit = FIT if "--objective" not in args else ["fit", "--data", "digits", "--trainer.progress", "false"]
+    run = tmp_path / "run"
+    assert main([*fit, *args, "--trainer.run_dir", str(run)]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ssltk: error: ") and expect in lines[0], lines
+    assert not (run / "config.yaml").exists()
+
+
+def test_a_backbone_whose_output_breaks_its_contract_is_named(tmp_path):
+    import torch
+
+    import ssltk
+    from ssltk import Backbone
+    from ssltk.errors import SsltkError
+
+    class Liar(Backbone):
+        num_features = 64
+
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 10)
+
+        def forward(self, x):
+            return self.lin(x.mean((2, 3)))
+
+    class Raiser(Liar):
+        def forward(self, x):
+            raise RuntimeError("plugin bug")
+
+    for name, cls, expect in (("in-test-liar", Liar, "declares num_features 64 but returns (2, 10)"),
+                              ("in-test-raiser", Raiser, "fails on 32 px images: RuntimeError: plugin bug")):
+        ssltk.BACKBONES.register(name, cls)
+        try:
+            with pytest.raises(SsltkError) as info:
+                ssltk.fit("relational", name, trainer={"run_dir": str(tmp_path / name), "progress": False})
+        finally:
+            ssltk.BACKBONES.unregister(name)
+        msg = str(info.value)
+        assert expect in msg and f"backbone {name} (test_bad_inputs)" in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("args,expect", [
     (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
     (["--batch_size", "-1"], "--batch_size must be an integer >= 1"),
     (["--sigma", "0"], "--sigma must be > 0"),
@@ -85,3 +137,54 @@ def test_knn_monitor_without_a_split_to_score_is_refused_before_training(image_t
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "ImageFolder has no test split" in lines[0], lines
     assert not (run / "config.yaml").exists()
+
+
+def test_a_full_disk_at_a_checkpoint_names_the_file_the_intact_checkpoint_and_the_resume(tmp_path, monkeypatch):
+    import ssltk
+    from ssltk.engine import checkpoint
+    from ssltk.errors import SsltkError
+
+    real, calls = checkpoint.save_file, []
+
+    def disk_fills(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 2:  # the second checkpoint: the disk is full
+            from safetensors import SafetensorError
+            raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", disk_fills)
+    run = tmp_path / "run"
+    with pytest.raises(SsltkError) as info:
+        ssltk.fit("relational", objective_args={"k": 2}, data_args={"train_size": 64}, evaluate={"linear": False},
+                  trainer={"epochs": 2, "batch_size": 32, "run_dir": str(run), "progress": False})
+    msg = str(info.value)
+    assert "epoch-0002.safetensors" in msg and "code: 28" in msg and "epoch-0001.safetensors, is intact" in msg
+    assert f"ssltk fit --resume {run}" in msg and "\n" not in msg
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0001.safetensors"]
+
+
+def test_weights_metadata_cannot_make_timm_read_another_path(tmp_path):
+    import torch
+
+    import ssltk
+    from ssltk.engine.checkpoint import save_safetensors
+    from ssltk.errors import SsltkError
+
+    spec = {"class_path": "ssltk.backbones.timm_adapter.TimmBackbone",
+            "init_args": {"model_name": "resnet18", "checkpoint_path": str(tmp_path / "elsewhere.pth")}}
+    save_safetensors({"x": torch.zeros(1)}, {"backbone": spec}, tmp_path / "w.safetensors")
+    with pytest.raises(SsltkError, match="checkpoint_path would make timm read a file"):
+        ssltk.load_backbone(tmp_path / "w.safetensors")
+
+
+def test_export_into_a_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    import ssltk
+
+    run = tmp_path / "run"
+    ssltk.fit("random", data_args={"train_size": 64}, evaluate={"linear": False},
+              trainer={"run_dir": str(run), "progress": False, "batch_size": 32})
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", "--run", str(run), "--to", "hf", "--out", str(tmp_path / "afile" / "exp")]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "cannot export into" in lines[0], lines

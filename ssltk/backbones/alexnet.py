@@ -34,6 +34,8 @@ def _conv(c_in: int, c_out: int, k: int, s: int, p: int, bn: bool) -> list:
 class AlexNet(Backbone):
     """conv1-conv5 (96-256-384-384-256, SeLa's "big" layout, or torchvision's "small") then fc6 and fc7 (4096)."""
 
+    min_size = 32  # the stride-4 first convolution and three stride-2 max-pools
+
     def __init__(self, in_channels: int = 3, size: str = "big", batch_norm: bool = True, fc_batch_norm: bool = False,
                  dropout: float = 0.5, input_size: int = 224, weights: Optional[str] = None):
         super().__init__()

@@ -19,6 +19,8 @@ class Conv4(Backbone):
     Weights follow the authors' initialisation: conv N(0, sqrt(2 / (k*k*C_out))), BN weight 1 and bias 0.
     """
 
+    min_size = 8  # three 2x2 average pools before the global pool
+
     def __init__(self, in_channels: int = 3, weights: Optional[str] = None):
         super().__init__()
         self.features = nn.Sequential(

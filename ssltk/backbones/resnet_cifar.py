@@ -33,6 +33,8 @@ class BasicBlock(nn.Module):
 class ResNetCifar(Backbone):
     """A CIFAR ResNet with ``blocks`` BasicBlocks per stage (depth = 6 * blocks + 2)."""
 
+    min_size = 4  # two stride-2 stages
+
     def __init__(self, blocks: Sequence[int] = (5, 5, 5), in_channels: int = 3, widths: Sequence[int] = (16, 32, 64),
                  weights: Optional[str] = None):
         super().__init__()

@@ -13,6 +13,9 @@ from ..errors import SsltkError
 from ..values import OptionValue
 
 
+_READS_FILES = {"checkpoint_path", "pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"}
+
+
 class TimmBackbone(Backbone):
     """Wraps ``timm.create_model(model_name, num_classes=0)``: pooled features of size ``model.num_features``."""
 
@@ -21,6 +24,13 @@ class TimmBackbone(Backbone):
         super().__init__()
         import timm
 
+        # options that make timm read a file or a download: a config or a weights file's metadata could otherwise
+        # point ssltk at any path (the hardening issue); starting weights come only through ``weights``
+        reading = sorted(set(kwargs) & _READS_FILES)
+        if reading:
+            raise SsltkError(f"timm:{model_name}: {', '.join(reading)} would make timm read a file or download; "
+                             "give starting weights with --backbone.weights FILE instead")
+
         if not timm.list_models(model_name):
             close = timm.list_models(f"*{model_name}*")[:5]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -28,6 +38,10 @@ class TimmBackbone(Backbone):
         self.model_name = model_name
         self.model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_channels, **kwargs)
         self.num_features = int(self.model.num_features)
+        self.label = f"timm:{model_name}"  # how errors name it: one class serves every timm model
+        info = getattr(self.model, "feature_info", None)  # the model's total stride, where timm records it
+        self.min_size = int(info[-1]["reduction"]) if info and isinstance(info[-1], dict) and \
+            "reduction" in info[-1] else 1
         self.load_weights(weights)
 
     def adapt_state_dict(self, state: Dict[str, Tensor]) -> Dict[str, Tensor]:

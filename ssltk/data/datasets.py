@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import SsltkError
+from ..errors import SsltkError, check_at_least
 from .base import DataSource, ImageSet
 from .imagefolder import decode_folder, open_records
 from .records import FileRecords, scan_folder
@@ -28,6 +28,7 @@ class Digits(DataSource):
                  split_seed: int = 0, stats: str = "computed"):
         super().__init__(val_size=val_size, train_size=train_size, split_seed=split_seed)
         self.size, self.stats = size, stats
+        check_at_least(1, "data.", size=size)
 
     def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
         from sklearn.datasets import load_digits
@@ -174,6 +175,7 @@ class ImageFolder(DataSource):
                  stream: Union[bool, str] = "auto", max_pixels: int = MAX_PIXELS):
         super().__init__(val_size=val_size, train_size=train_size, split_seed=split_seed)
         self.root, self.size, self.stats = Path(root).expanduser(), size, stats
+        check_at_least(1, "data.", size=size)
         self.workers, self.skip_corrupt, self.labels, self.stream = workers, skip_corrupt, labels, stream
         self.max_pixels = max_pixels
         check_stream_option(stream)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
-from ..errors import SsltkError
+from ..errors import SsltkError, check_at_least
 from .base import DataSource, ImageSet
 from .imagefolder import open_records
 from .records import FileRecords, _label_ids, expand_shards, index_shards, read_file_list
@@ -23,6 +23,7 @@ class _Sourced(DataSource):
         super().__init__(val_size=val_size, train_size=train_size, split_seed=split_seed)
         check_stream_option(stream)
         check_max_pixels(max_pixels)
+        check_at_least(1, "data.", size=size)
         self.size, self.stats, self.workers, self.skip_corrupt, self.stream = size, stats, workers, skip_corrupt, stream
         self.max_pixels = max_pixels
 

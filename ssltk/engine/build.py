@@ -129,8 +129,9 @@ def build(spec: Spec, **extra: Any) -> Any:
     args = {**(spec.get("init_args") or {}), **extra}
     try:
         return cls(**args)
-    except TypeError as exc:
-        raise SsltkError(f"cannot build {cls.__name__}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a constructor's own check of its options: one line, naming it
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SsltkError(f"cannot build {cls.__name__}: {detail}") from None
 
 
 def build_objective(spec: Spec, in_dim: int, num_classes: int) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
@@ -36,9 +36,13 @@ def save_safetensors(tensors: Dict[str, Tensor], meta: Dict[str, Any], path: Pat
             os.fsync(fh.fileno())
         os.chmod(tmp, plain_file_mode())  # mkstemp creates 0600; a run's files share the mode open() gives
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, (OSError, SafetensorError)):  # a full disk (os error 28), a read-only folder, ...
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SsltkError(f"cannot write {path} ({detail}); nothing was replaced, so the files written before "
+                             "it are intact") from None
         raise
 
 

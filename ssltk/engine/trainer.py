@@ -144,7 +144,7 @@ class TrainerConfig:
         # epochs 0 is the random-weights baseline's; the Trainer refuses it for objectives that train
         check_at_least(1, "trainer.", batch_size=self.batch_size, keep_checkpoints=self.keep_checkpoints,
                        probe_size=self.probe_size)
-        check_at_least(0, "trainer.", epochs=self.epochs, checkpoint_every=self.checkpoint_every,
+        check_at_least(0, "trainer.", epochs=self.epochs, seed=self.seed, checkpoint_every=self.checkpoint_every,
                        log_every=self.log_every, probe_every=self.probe_every, knn_every=self.knn_every)
         if not isinstance(self.loggers, (list, tuple)) or not all(isinstance(n, str) for n in self.loggers):
             raise SsltkError(f"--trainer.loggers must be a list of logger names, got {self.loggers!r}")
@@ -211,6 +211,32 @@ class FitResult:
     rank: int = 0  # the process's rank under torchrun: only rank 0 reports
 
 
+def check_backbone_input(backbone: nn.Module, spec, name: str) -> None:
+    """The data's image size against the backbone's ``min_size``, then one forward pass of two blank images in
+    evaluation mode without gradients (no state or random draw changes): a backbone that fails on this input, or
+    whose output is not (2, num_features), is one line naming it, before any training time is spent."""
+    size, channels = int(spec.image_size), int(getattr(spec, "channels", 3) or 3)
+    low = int(getattr(backbone, "min_size", 1) or 1)
+    if size < low:
+        raise SsltkError(f"backbone {name} needs images of at least {low} px, and the data gives {size} px "
+                         f"(set --data.size {low} or more, or choose a smaller backbone)")
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            out = backbone(torch.zeros(2, channels, size, size))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise SsltkError(f"backbone {name} ({type(backbone).__module__}) fails on {size} px images: "
+                         f"{type(exc).__name__}: {first}") from None
+    finally:
+        backbone.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, int(backbone.num_features)):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SsltkError(f"backbone {name} ({type(backbone).__module__}) declares num_features "
+                         f"{backbone.num_features} but returns {got} for 2 images")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -220,6 +246,11 @@ def resolve_device(name: str) -> torch.device:
         raise SsltkError(f"bad device {name!r}: {exc}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SsltkError(f"device {name!r} requested but CUDA is not available; use --trainer.device cpu or auto")
+    if dev.type not in ("cpu", "cuda"):
+        backend = getattr(torch.backends, dev.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise SsltkError(f"device {name!r} is not available on this machine (PyTorch {torch.__version__}); use "
+                             "--trainer.device cpu, cuda or auto")
     return dev
 
 
@@ -291,6 +322,8 @@ class Trainer:
         self.backbone = build(self.config["backbone"])
         if not hasattr(self.backbone, "num_features"):
             raise SsltkError(f"backbone {type(self.backbone).__name__} has no num_features")
+        check_backbone_input(self.backbone, self.spec, getattr(self.backbone, "label", None)
+                             or registry_name("backbone", self.config["backbone"]["class_path"]))
         self.objective = build_objective(self.config["objective"], self.backbone.num_features, self.spec.num_classes)
         self.backbone.to(self.device)
         sync_bn = cfg.sync_batchnorm and self.world_size > 1
@@ -401,7 +434,13 @@ class Trainer:
         meta = {"epoch": epoch, "global_step": step, "seed": self.cfg.seed}
         if self.scaler.is_enabled():
             meta["grad_scaler"] = self.scaler.state_dict()
-        save_training_state(path, self._modules(), self.optimizer, None, meta)
+        try:
+            save_training_state(path, self._modules(), self.optimizer, None, meta)
+        except SsltkError as exc:
+            kept = checkpoint_files(self.run_dir)
+            last = f"the last checkpoint, {kept[-1].name}, is intact" if kept else "no earlier checkpoint exists"
+            raise SsltkError(f"{exc}; {last}: free space, then resume with `ssltk fit --resume {self.run_dir}`") \
+                from None
         for old in checkpoint_files(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
             old.unlink(missing_ok=True)
         return path

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..data.base import num_classes as count_classes
 from ..data.stream import pixels
+from ..errors import SsltkError
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import extract_features
 from .plots import confusion_heatmap, image_grid
@@ -66,6 +67,8 @@ class RetrievalEval(Evaluator):
     def __init__(self, ks: Sequence[int] = (10, 100, 1000), queries_per_class: int = 500, grid_queries: int = 25,
                  grid_k: int = 10, split: str = "auto", seed: int = 0, feature_batch_size: int = 512):
         self.ks, self.queries_per_class, self.grid_queries = sorted(int(k) for k in ks), queries_per_class, grid_queries
+        if not self.ks or self.ks[0] < 1:
+            raise SsltkError(f"--ks must list neighbour counts of at least 1, got {list(ks)!r}")
         self.grid_k, self.split, self.seed, self.feature_batch_size = grid_k, split, seed, feature_batch_size
 
     def evaluate(self, backbone: Backbone, data, *, device: torch.device, run_dir: Optional[Path] = None,

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssltk import Objective, ObjectiveOutput, ViewBatch
+from ssltk import Objective, ObjectiveOutput, SsltkError, ViewBatch
 from ssltk.distributed import all_gather_grad, is_distributed, world
 
 Gather = Callable[[Tensor], Tuple[Tensor, int]]
@@ -77,6 +77,8 @@ class SimCLRObjective(Objective):
         super().__init__(in_dim)
         if loss not in LOSSES:
             raise ValueError(f"unknown SimCLR loss {loss!r}; use one of {', '.join(LOSSES)}")
+        if not temperature > 0:  # a similarity divided by 0 is NaN at the first step
+            raise SsltkError(f"--objective.temperature must be > 0, got {temperature!r}")
         self.temperature, self.gather_negatives, self.loss = temperature, gather_negatives, loss
         self.projector = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(),
                                        nn.Linear(hidden, out_dim))
