@@ -94,10 +94,18 @@ def test_gpu_suite_all_parts_smoke_within_budget(tmp_path):
     import time
     from pathlib import Path
 
+    from PIL import Image
+
+    # a small labelled folder stands in for CIFAR-10: the smoke check needs no shared archive
+    data = tmp_path / "train"
+    for i in range(400):
+        (data / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), ((i * 37) % 256, (i * 11) % 256, i % 256)).save(data / f"c{i % 4}" / f"{i}.png")
     suite = Path(__file__).resolve().parents[1] / "examples" / "benchmarks" / "gpu_suite.py"
     t0 = time.time()
     ran = subprocess.run([sys.executable, str(suite), "--part", "all", "--smoke", "--budget", "200", "--out",
-                          str(tmp_path / "out"), "--work", str(tmp_path / "work")], capture_output=True, text=True)
+                          str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--data", str(data)],
+                         capture_output=True, text=True)
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
     assert time.time() - t0 < 200
     out = sorted(p.name for p in (tmp_path / "out").iterdir())
