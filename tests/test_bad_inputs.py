@@ -102,6 +102,13 @@ def test_bad_eval_options_are_refused(tmp_path, capsys, args, expect):
     assert len(lines) == 1 and expect in lines[0], lines
 
 
+def test_retrieval_with_zero_neighbours_is_refused(tmp_path, capsys):
+    assert main(["eval", "retrieval", "--weights", str(tmp_path / "none.safetensors"), "--data", "digits",
+                 "--ks", "[0]"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--ks must list neighbour counts of at least 1, got [0]" in lines[0], lines
+
+
 def test_a_huge_learning_rate_warns_first_and_names_no_missing_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     code = main([*FIT, "--data.train_size", "64", "--trainer.batch_size", "32", "--trainer.epochs", "2",
