@@ -120,6 +120,10 @@ def _fit_parser():
     return p
 
 
+#: the exit status of a fit stopped by --trainer.max_time (its checkpoint saved; a job script requeues on it)
+EXIT_TIME_LIMIT = 3
+
+
 def _parse(parser, argv: List[str]):
     from jsonargparse import ArgumentError
 
@@ -194,6 +198,12 @@ def cmd_fit(argv: List[str]) -> int:
         print(f"ssltk: no --data given: quickstart on the embedded digits dataset for {config['trainer']['epochs']} "
               "epochs (pass --data NAME for real datasets)")
     result = trainer.fit()
+    if result.stopped_at_epoch is not None:
+        if result.rank == 0:
+            print(f"ssltk: stopped at --trainer.max_time after epoch {result.stopped_at_epoch} of "
+                  f"{config['trainer']['epochs']}, with its checkpoint; continue with: ssltk fit --resume "
+                  f"{result.run_dir}", flush=True)
+        return EXIT_TIME_LIMIT
     _report_fit(result, registry_name("objective", config["objective"]["class_path"]),
                 registry_name("backbone", config["backbone"]["class_path"]))
     return 0

@@ -441,15 +441,24 @@ def _evaluate_after(run: Path, ev: Dict[str, Any], transfer_root: Optional[str],
     evaluate(ev["name"], run=run, data=data, device=device or "auto", evaluator_args=dict(ev.get("args") or {}))
 
 
+class StoppedAtTimeLimit(SsltkError):
+    """``--max-time`` ran out: the run in progress stopped at a checkpoint; the same command continues the table."""
+
+
 def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, budget: Budget,
               data_root: Optional[str], device: Optional[str] = None, train: bool = True,
               transfer_root: Optional[str] = None, log=print,
-              read_from: Sequence[Path] = ()) -> List[Tuple[Cell, int, Path]]:
+              read_from: Sequence[Path] = (), max_time: Optional[float] = None) -> List[Tuple[Cell, int, Path]]:
     """Train and evaluate every missing (cell, seed) run; finished runs are skipped and unfinished ones resumed.
     Every configuration is built and checked before the first run starts. Without training, the runs of each cell
-    and seed are looked for in ``out`` and then in each ``read_from`` folder (other ``--out`` folders), in order."""
+    and seed are looked for in ``out`` and then in each ``read_from`` folder (other ``--out`` folders), in order.
+    ``max_time`` (seconds) advances the unfinished runs within that wall time: each run gets what is left as its
+    ``trainer.max_time``, and :class:`StoppedAtTimeLimit` is raised when one stops at its checkpoint."""
+    import time as _time
+
     from .engine.trainer import Trainer
 
+    deadline = None if max_time is None else _time.monotonic() + max_time
     base = cell_runs(out, table, budget)
     if read_from and train:
         raise SsltkError("--runs-from reads finished runs only: add --table-only (runs train into --out)")
@@ -469,10 +478,20 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
         if measured(run, cell.metric) is not None or not train:
             continue
         resume = (run / "config.yaml").is_file()
+        if deadline is not None:
+            left = deadline - _time.monotonic()
+            if left < 1.0:
+                raise StoppedAtTimeLimit(f"--max-time reached before {cell.id} seed {seed}; run the same command "
+                                         "again to continue the table")
+            cfg = {**cfg, "trainer": {**cfg["trainer"], "max_time": f"{left:.0f}s" if left >= 2 else "1s"}}
         log(f"[{i}/{len(plan)}] {table.name} {cell.id} seed {seed}: {'resuming' if resume else 'training'} in {run}")
         _note_provenance(base, cell, seed, resume)
         if not _fit_done(run, cfg):
-            Trainer(cfg, resume=resume).fit()
+            result = Trainer(cfg, resume=resume).fit()
+            if result.stopped_at_epoch is not None:
+                raise StoppedAtTimeLimit(f"--max-time reached: {cell.id} seed {seed} stopped after epoch "
+                                         f"{result.stopped_at_epoch} with its checkpoint in {run}; run the same "
+                                         "command again to continue the table")
         for ev in cell.after:
             _evaluate_after(run, ev, transfer_root, device)
         if measured(run, cell.metric) is None:
@@ -635,6 +654,9 @@ def cmd_reproduce(argv: List[str]) -> int:
                    help="with --table-only: also table the finished runs of this other --out folder; each cell and "
                         "seed comes from the first folder, --out first, where its run has finished")
     p.add_argument("--record", default=None, help="append the table and its conditions to this Markdown file")
+    p.add_argument("--max-time", dest="max_time", default=None,
+                   help="advance the unfinished runs within this wall time (3600, 90s, 20m, 1h30m, DD:HH:MM:SS), "
+                        "stopping at a checkpoint with exit status 3; the same command continues")
     a = p.parse_args(argv)
     tables = load_protocols(a.protocol)
     if a.list:
@@ -665,8 +687,15 @@ def cmd_reproduce(argv: List[str]) -> int:
     for d in a.runs_from:
         if not Path(d).is_dir():
             raise SsltkError(f"--runs-from {d}: no such folder")
-    runs = reproduce(table, cells, a.seeds, out, budget, a.data_root, a.device, train=not a.table_only,
-                     transfer_root=a.transfer_root, read_from=[Path(d) for d in a.runs_from])
+    from .values import parse_duration
+
+    limit = parse_duration(a.max_time, "--max-time") if a.max_time is not None else None
+    try:
+        runs = reproduce(table, cells, a.seeds, out, budget, a.data_root, a.device, train=not a.table_only,
+                         transfer_root=a.transfer_root, read_from=[Path(d) for d in a.runs_from], max_time=limit)
+    except StoppedAtTimeLimit as stop:
+        print(f"ssltk: {stop}", flush=True)
+        return 3
     rows = summarise(table, runs)
     text = markdown(table, rows, budget, a.seeds)
     folder = cell_runs(out, table, budget)

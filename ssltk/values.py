@@ -11,3 +11,28 @@ Scalar = Union[bool, int, float, str, None]
 OptionValue = Union[Scalar, List[Scalar]]
 #: a mapping of free-form options (``--trainer.optimizer_args``)
 Options = Optional[Dict[str, OptionValue]]
+
+
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(value: Union[str, int, float], option: str = "--trainer.max_time") -> float:
+    """Seconds in a duration: a number of seconds, ``90s``, ``20m``, ``1h30m``, ``2d``, or ``[DD:]HH:MM:SS`` (the
+    form SLURM and Lightning's ``max_time`` use). Anything else is one line naming the option."""
+    import re
+
+    text = str(value).strip().lower()
+    seconds: Optional[float] = None
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    elif re.fullmatch(r"(\d+:)?\d+:\d{1,2}:\d{1,2}", text):
+        parts = [float(p) for p in text.split(":")]
+        seconds = sum(p * f for p, f in zip(reversed(parts), (1, 60, 3600, 86400)))
+    elif text and re.fullmatch(r"(\d+(\.\d+)?[dhms])+", text):
+        seconds = sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([dhms])", text))
+    if seconds is None or seconds <= 0:
+        from .errors import SsltkError
+
+        raise SsltkError(f"{option} must be a positive duration (3600, 90s, 20m, 1h30m, 2d or DD:HH:MM:SS), "
+                         f"got {value!r}")
+    return seconds

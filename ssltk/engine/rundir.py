@@ -33,7 +33,8 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "backbone.safetenso
 
 # trainer options a resume may change: they do not alter what the run computes, only how or how long it runs
 RESUMABLE_TRAINER = {"epochs", "run_dir", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "device",
-                     "data_on_device", "distributed", "backend", "compile", "loggers", "knn_every"}
+                     "data_on_device", "distributed", "backend", "compile", "compile_mode", "loggers", "knn_every",
+                     "max_time"}
 
 
 #: lock files this process holds: POSIX record locks do not conflict within one process

@@ -42,7 +42,7 @@ from .precision import amp_enabled, autocast
 from .optim import SCHEDULES, LRSchedule, build_optimizer, collect_groups, optimizer_class
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from ..loggers import create_loggers
-from ..values import Options
+from ..values import Options, parse_duration
 from ..yaml_io import load_yaml
 from .progress import MetricsLog, TrainProgress
 from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_temporaries, resume_changes,
@@ -97,6 +97,11 @@ class TrainerConfig:
         knn_every: every N epochs score weighted kNN (k=50, sigma=0.1) of the frozen backbone on the held-out split
             and log it (event "knn"); 0 disables it. Evaluation mode and no random draws: training is unchanged.
         loggers: experiment loggers besides metrics.jsonl (csv, tensorboard, wandb, or a plugin's).
+        max_time: stop before this much wall time has passed (a duration: ``3600``, ``90s``, ``20m``, ``1h30m`` or
+            ``DD:HH:MM:SS``), after the last epoch that fits, with a checkpoint, the exit status 3 and the resume
+            command printed; ``ssltk fit --resume RUN`` continues it exactly. For a GPU lent by the slice, or a
+            cluster job that is requeued. The stop is at an epoch boundary: it is made when the time left is less
+            than the longest epoch so far plus a tenth, so an epoch longer than the whole limit still runs once.
         distributed: auto (join torchrun's process group when launched by torchrun with more than one process),
             on (require it) or off.
         backend: process-group backend: auto (nccl on CUDA, gloo on the CPU), nccl or gloo.
@@ -135,6 +140,7 @@ class TrainerConfig:
     probe_size: Optional[int] = None
     knn_every: int = 0
     loggers: List[str] = field(default_factory=list)
+    max_time: Optional[str] = None
     distributed: str = "auto"
     backend: str = "auto"
     sync_batchnorm: bool = False
@@ -166,6 +172,8 @@ class TrainerConfig:
             raise SsltkError(f"--trainer.milestones must be fractions of the epochs in (0, 1), got {self.milestones!r}")
         _one_of(self, "amp_dtype", ("bf16", "fp16"))
         _one_of(self, "compile_mode", COMPILE_MODES)
+        if self.max_time is not None:
+            parse_duration(self.max_time)
         _one_of(self, "stream_decode", ("workers", "device"))
         _one_of(self, "distributed", ("auto", "on", "off"))
         _one_of(self, "backend", ("auto", "nccl", "gloo"))
@@ -209,6 +217,38 @@ class FitResult:
     objective: nn.Module
     metrics: Dict[str, Any] = field(default_factory=dict)
     rank: int = 0  # the process's rank under torchrun: only rank 0 reports
+    #: the epoch a fit stopped after at ``--trainer.max_time`` (its checkpoint saved; resume continues it), or None
+    stopped_at_epoch: Optional[int] = None
+
+
+def _clock() -> float:
+    return time.monotonic()
+
+
+class TimeLimit:
+    """``--trainer.max_time`` at epoch boundaries: whether the next epoch would outlast the limit, judged from the
+    longest epoch so far plus a tenth. Under torchrun every rank stops together (the decision is all-reduced)."""
+
+    def __init__(self, max_time: Optional[str], world_size: int = 1):
+        self.limit = parse_duration(max_time) if max_time is not None else None
+        self.world_size = world_size
+        self.start = self.last = _clock()
+        self.longest = 0.0
+
+    def stop_before_next(self) -> bool:
+        if self.limit is None:
+            return False
+        now = _clock()
+        self.longest, self.last = max(self.longest, now - self.last), now
+        stop = (now - self.start) + 1.1 * self.longest > self.limit
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            flag = torch.tensor([1.0 if stop else 0.0],
+                                device="cuda" if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        return stop
 
 
 def check_backbone_input(backbone: nn.Module, spec, name: str) -> None:
@@ -429,8 +469,11 @@ class Trainer:
     def _modules(self) -> Dict[str, nn.Module]:
         return {"backbone": self.backbone, "objective": self.objective}
 
+    def _ckpt_path(self, epoch: int) -> Path:
+        return self.run_dir / "checkpoints" / f"epoch-{epoch:04d}.safetensors"
+
     def _save(self, epoch: int, step: int) -> Path:
-        path = self.run_dir / "checkpoints" / f"epoch-{epoch:04d}.safetensors"
+        path = self._ckpt_path(epoch)
         meta = {"epoch": epoch, "global_step": step, "seed": self.cfg.seed}
         if self.scaler.is_enabled():
             meta["grad_scaler"] = self.scaler.state_dict()
@@ -529,10 +572,16 @@ class Trainer:
         progress = TrainProgress(total, start_epoch * self.steps_per_epoch, self.cfg.epochs,
                                  enabled=self.cfg.progress and self.rank == 0)
         last_epoch = self.cfg.epochs if getattr(self.objective, "trains", True) else start_epoch
+        limit = TimeLimit(self.cfg.max_time, self.world_size)
         try:
             try:
                 for epoch in range(start_epoch, last_epoch):
                     self._epoch(epoch, ctx, log, progress)
+                    if epoch + 1 < last_epoch and limit.stop_before_next():
+                        if self.rank == 0 and not self._ckpt_path(epoch + 1).is_file():
+                            self._save(epoch + 1, self.global_step)
+                        return FitResult(self.run_dir, self.backbone, self.objective, rank=self.rank,
+                                         stopped_at_epoch=epoch + 1)
             finally:
                 progress.close()
             return self._finish(log)
