@@ -16,8 +16,7 @@ import torch
 from torch import Tensor
 
 
-@lru_cache(maxsize=32)
-def _pairs_cpu(k: int, m: int) -> Tuple[Tensor, Tensor, Tensor]:
+def _pairs(k: int, m: int) -> Tuple[Tensor, Tensor, Tensor]:
     if k < 2:
         raise ValueError(f"pairs of views need at least 2 views, got K={k}")
     if m < 2:
@@ -35,8 +34,13 @@ def _pairs_cpu(k: int, m: int) -> Tuple[Tensor, Tensor, Tensor]:
     return idx_a, idx_b, targets
 
 
+_pairs_cpu = lru_cache(maxsize=32)(_pairs)
+
+
 def view_pairs(k: int, m: int, device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Indices into view-major features (K*M, ...) of the first and second member of each pair, and the targets
     (1 for positives, 0 for negatives)."""
-    idx_a, idx_b, targets = _pairs_cpu(k, m)
+    # under torch.compile the indices are built inside the graph (k and m are static there, so they are computed
+    # once per compiled shape): the cache is a Python object that would break the graph
+    idx_a, idx_b, targets = _pairs(k, m) if torch.compiler.is_compiling() else _pairs_cpu(k, m)
     return idx_a.to(device), idx_b.to(device), targets.to(device)

@@ -1,6 +1,8 @@
 """The structured mutual-information objective (Sansone 2022, paper 003, section 2.1)."""
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 from torch import Tensor, nn
 
@@ -75,19 +77,27 @@ class StructuredMI(Objective):
 
     def forward(self, batch: ViewBatch, backbone: nn.Module) -> ObjectiveOutput:
         z = backbone(batch.views)
-        idx_a, idx_b, targets = view_pairs(batch.num_views, batch.batch_size, z.device)
-        pos = targets > 0.5
+        idx_a, idx_b, _ = view_pairs(batch.num_views, batch.batch_size, z.device)
+        m = batch.batch_size
+
+        def split(t: Tensor) -> Tuple[Tensor, Tensor]:
+            # pairs come as M positives then M negatives per view pair (ssltk.pairs): slicing that layout gives
+            # the elements a positive-target mask would, in the same order, with shapes known before the step
+            # runs (a boolean mask's are data-dependent and stop torch.compile's full graph and CUDA graphs)
+            t = t.reshape(-1, 2, m)
+            return t[:, 0].reshape(-1), t[:, 1].reshape(-1)
+
         bound = z.new_zeros(())
         logs = {}
         if self.use_z:
             t = self.z_critic(z.index_select(0, idx_a), z.index_select(0, idx_b)).float()  # deterministic backward
-            b_z = nwj_bound(t[pos], t[~pos])
+            b_z = nwj_bound(*split(t))
             bound = bound + b_z
             logs["nwj_z"] = b_z.detach()
         if self.use_a:
             rel = self.relations(z)
             t = self.a_critic(rel.index_select(0, idx_a), rel.index_select(0, idx_b)).float()
-            b_a = nwj_bound(t[pos], t[~pos])
+            b_a = nwj_bound(*split(t))
             bound = bound + b_a
             logs["nwj_a"] = b_a.detach()
         return ObjectiveOutput(-bound, logs)
