@@ -441,6 +441,25 @@ def _evaluate_after(run: Path, ev: Dict[str, Any], transfer_root: Optional[str],
     evaluate(ev["name"], run=run, data=data, device=device or "auto", evaluator_args=dict(ev.get("args") or {}))
 
 
+def advance_run(cell: Cell, run: Path, cfg: Dict[str, Any], transfer_root: Optional[str],
+                device: Optional[str]) -> Optional[int]:
+    """Train (or resume) one run of a table and run its after-training evaluations; the epoch it stopped after at
+    its ``trainer.max_time`` (its checkpoint saved), or None when it finished with its metric. The in-process loop
+    and every launcher's job call this."""
+    from .engine.trainer import Trainer
+
+    if not _fit_done(run, cfg):
+        result = Trainer(cfg, resume=(run / "config.yaml").is_file()).fit()
+        if result.stopped_at_epoch is not None:
+            return result.stopped_at_epoch
+    for ev in cell.after:
+        _evaluate_after(run, ev, transfer_root, device)
+    if measured(run, cell.metric) is None:
+        raise SsltkError(f"{run} finished without {cell.metric} in its results.json (is the cell's evaluate "
+                         "section switched off?)")
+    return None
+
+
 class StoppedAtTimeLimit(SsltkError):
     """``--max-time`` ran out: the run in progress stopped at a checkpoint; the same command continues the table."""
 
@@ -448,15 +467,15 @@ class StoppedAtTimeLimit(SsltkError):
 def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, budget: Budget,
               data_root: Optional[str], device: Optional[str] = None, train: bool = True,
               transfer_root: Optional[str] = None, log=print,
-              read_from: Sequence[Path] = (), max_time: Optional[float] = None) -> List[Tuple[Cell, int, Path]]:
+              read_from: Sequence[Path] = (), max_time: Optional[float] = None,
+              launcher: Optional[Any] = None) -> List[Tuple[Cell, int, Path]]:
     """Train and evaluate every missing (cell, seed) run; finished runs are skipped and unfinished ones resumed.
     Every configuration is built and checked before the first run starts. Without training, the runs of each cell
     and seed are looked for in ``out`` and then in each ``read_from`` folder (other ``--out`` folders), in order.
     ``max_time`` (seconds) advances the unfinished runs within that wall time: each run gets what is left as its
-    ``trainer.max_time``, and :class:`StoppedAtTimeLimit` is raised when one stops at its checkpoint."""
+    ``trainer.max_time``, and :class:`StoppedAtTimeLimit` is raised when one stops at its checkpoint. A
+    ``launcher`` (:class:`ssltk.launch.SubmititLauncher`) runs each unfinished run as its own job instead."""
     import time as _time
-
-    from .engine.trainer import Trainer
 
     deadline = None if max_time is None else _time.monotonic() + max_time
     base = cell_runs(out, table, budget)
@@ -486,17 +505,16 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
             cfg = {**cfg, "trainer": {**cfg["trainer"], "max_time": f"{left:.0f}s" if left >= 2 else "1s"}}
         log(f"[{i}/{len(plan)}] {table.name} {cell.id} seed {seed}: {'resuming' if resume else 'training'} in {run}")
         _note_provenance(base, cell, seed, resume)
-        if not _fit_done(run, cfg):
-            result = Trainer(cfg, resume=resume).fit()
-            if result.stopped_at_epoch is not None:
-                raise StoppedAtTimeLimit(f"--max-time reached: {cell.id} seed {seed} stopped after epoch "
-                                         f"{result.stopped_at_epoch} with its checkpoint in {run}; run the same "
-                                         "command again to continue the table")
-        for ev in cell.after:
-            _evaluate_after(run, ev, transfer_root, device)
-        if measured(run, cell.metric) is None:
-            raise SsltkError(f"{run} finished without {cell.metric} in its results.json (is the cell's evaluate "
-                             "section switched off?)")
+        if launcher is not None:
+            launcher.add(cell, seed, run, cfg)
+            continue
+        stopped = advance_run(cell, run, cfg, transfer_root, device)
+        if stopped is not None:
+            raise StoppedAtTimeLimit(f"--max-time reached: {cell.id} seed {seed} stopped after epoch {stopped} "
+                                     f"with its checkpoint in {run}; run the same command again to continue the "
+                                     "table")
+    if launcher is not None:
+        launcher.run_all(lambda c, r, cfg_: advance_run(c, r, cfg_, transfer_root, device), log)
     done = [(cell, seed, run if train else _finished_in(bases, cell, seed))
             for cell, seed, run, _ in plan if cell.id in wanted]
     return sorted(done, key=lambda r: (wanted.index(r[0].id), seeds.index(r[1])))
@@ -657,6 +675,16 @@ def cmd_reproduce(argv: List[str]) -> int:
     p.add_argument("--max-time", dest="max_time", default=None,
                    help="advance the unfinished runs within this wall time (3600, 90s, 20m, 1h30m, DD:HH:MM:SS), "
                         "stopping at a checkpoint with exit status 3; the same command continues")
+    p.add_argument("--launcher", choices=("inprocess", "submitit"), default="inprocess",
+                   help="inprocess (default): one run after another here; submitit: one job per run (SLURM, or "
+                        "local processes with --launcher-executor local), requeued from its checkpoint when it "
+                        "reaches its time")
+    p.add_argument("--launcher-executor", default="auto", help="submitit: auto (SLURM where it is) or local")
+    p.add_argument("--launcher-folder", default=None, help="submitit: the jobs' logs (default OUT/submitit-logs)")
+    p.add_argument("--launcher-time", default=None,
+                   help="submitit: each job's time request, a duration (default: the cell's cost estimate x 1.5)")
+    p.add_argument("--launcher-partition", default=None, help="submitit: the SLURM partition")
+    p.add_argument("--launcher-gpus", type=int, default=0, help="submitit: GPUs per job")
     a = p.parse_args(argv)
     tables = load_protocols(a.protocol)
     if a.list:
@@ -690,9 +718,22 @@ def cmd_reproduce(argv: List[str]) -> int:
     from .values import parse_duration
 
     limit = parse_duration(a.max_time, "--max-time") if a.max_time is not None else None
+    launcher = None
+    if a.launcher == "submitit" and not a.table_only:
+        from .launch import SubmititLauncher
+
+        if limit is not None:
+            raise SsltkError("--max-time is for the in-process launcher; a submitit job's time is --launcher-time")
+        kind = "gpu" if a.launcher_gpus else "cpu"
+        launcher = SubmititLauncher(Path(a.launcher_folder) if a.launcher_folder else out / "submitit-logs",
+                                    a.launcher_executor,
+                                    parse_duration(a.launcher_time, "--launcher-time") if a.launcher_time else None,
+                                    lambda c: 60.0 * estimate_minutes(c, kind, a.epochs, a.train_size),
+                                    a.launcher_partition, a.launcher_gpus)
     try:
         runs = reproduce(table, cells, a.seeds, out, budget, a.data_root, a.device, train=not a.table_only,
-                         transfer_root=a.transfer_root, read_from=[Path(d) for d in a.runs_from], max_time=limit)
+                         transfer_root=a.transfer_root, read_from=[Path(d) for d in a.runs_from], max_time=limit,
+                         launcher=launcher)
     except StoppedAtTimeLimit as stop:
         print(f"ssltk: {stop}", flush=True)
         return 3
