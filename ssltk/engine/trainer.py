@@ -380,6 +380,11 @@ class Trainer:
         wrapped = self.step_module
         if self.group.active:
             wrapped = wrap_ddp(self.step_module, self.device, cfg.find_unused_parameters)
+        if cfg.compile:
+            # graphs compiled for an earlier fit of this process (another objective on the same TrainStep code)
+            # were seen to fail a later fit's compilation ("RuntimeError when making fake tensor call"): each
+            # compiled fit starts from empty caches
+            torch._dynamo.reset()
         self._forward = (torch.compile(wrapped, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
                          if cfg.compile else wrapped)
         if self.config.get("augment"):  # a recipe chosen by the user overrides the objective's own
