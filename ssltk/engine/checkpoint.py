@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ..errors import SsltkError
-from .rundir import plain_file_mode
+from .filemode import plain_file_mode
 
 META_KEY = "ssltk"
 

@@ -87,14 +87,6 @@ class RunLock:
             self._fh = None
 
 
-def plain_file_mode() -> int:
-    """The mode ``open()`` gives a new file under this process's umask: every file of a run gets it, those written
-    atomically through ``mkstemp`` (created 0600) included, so a run's files share one mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def owning_run(target: Path) -> Optional[Path]:
     """The run directory that ``target`` is, or lies inside (``RUN/interpret``, ``RUN/exp``): the nearest of it and
     its parents that holds a run or its lock; None for a path outside any run."""

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..engine.rundir import plain_file_mode
+from ..engine.filemode import plain_file_mode
 
 
 def write_results(run_dir: Path, key: str, values: dict) -> Path:
