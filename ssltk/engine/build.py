@@ -25,6 +25,11 @@ Spec = Dict[str, Any]
 _TRUSTED: Set[str] = set()
 
 
+class BadComponentOption(SsltkError, ValueError):
+    """A component's constructor refused an option value: still a ValueError for Python callers, and one line on
+    the command line."""
+
+
 class UntrustedClassError(SsltkError):
     """A file named a class path that no registry holds."""
 
@@ -129,9 +134,11 @@ def build(spec: Spec, **extra: Any) -> Any:
     args = {**(spec.get("init_args") or {}), **extra}
     try:
         return cls(**args)
-    except (TypeError, ValueError) as exc:  # a constructor's own check of its options: one line, naming it
+    except TypeError as exc:
+        raise SsltkError(f"cannot build {cls.__name__}: {exc}") from None
+    except ValueError as exc:  # a constructor's own check of its options: one line, naming it
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SsltkError(f"cannot build {cls.__name__}: {detail}") from None
+        raise BadComponentOption(f"cannot build {cls.__name__}: {detail}") from None
 
 
 def build_objective(spec: Spec, in_dim: int, num_classes: int) -> Any:
