@@ -42,10 +42,17 @@ def contract_context(backbone: torch.nn.Module, num_train: int = 256, seed: int 
     images = torch.randint(0, 256, (num_train, spec.channels, spec.image_size, spec.image_size), generator=g,
                            dtype=torch.uint8)
 
-    def features(model: Optional[torch.nn.Module] = None) -> torch.Tensor:
+    def features(model: Optional[torch.nn.Module] = None, gather: bool = True, augment: bool = False,
+                 seed: int = 0) -> torch.Tensor:
+        from .data.recipes import ContrastiveAugment
         from .eval.features import extract_features
 
-        return extract_features(model or backbone, images, spec.mean, spec.std, torch.device("cpu"))
+        transform = None
+        if augment:  # the engine passes the objective's own recipe; a contract test gets the contrastive one
+            recipe, gen = ContrastiveAugment(spec.image_size, spec.mean, spec.std), torch.Generator().manual_seed(seed)
+            transform = lambda x: recipe(x, 1, gen)  # noqa: E731
+        return extract_features(model or backbone, images, spec.mean, spec.std, torch.device("cpu"),
+                                transform=transform)
 
     return FitContext(num_train=num_train, num_classes=spec.num_classes, seed=seed, device=torch.device("cpu"),
                       epochs=1, steps_per_epoch=1, train_labels=torch.arange(num_train) % spec.num_classes,

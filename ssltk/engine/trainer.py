@@ -450,16 +450,22 @@ class Trainer:
                  "diverge")
 
     def context(self) -> FitContext:
-        def whole_train_features(backbone: Optional[nn.Module] = None, gather: bool = True) -> torch.Tensor:
+        def whole_train_features(backbone: Optional[nn.Module] = None, gather: bool = True, augment: bool = False,
+                                 seed: int = 0) -> torch.Tensor:
             from ..eval.features import extract_features
 
             images = self.images
             if not gather:
                 start, stop = dist_util.shard_bounds(len(images))
                 images = images[start:stop]
+            transform = None
+            if augment:  # one view of every image through the objective's own recipe, drawn from ``seed``
+                gen = torch.Generator(device=self.device).manual_seed((seed + 104_729 * self.rank) % (2**63 - 1))
+                recipe = self.groups[0].augmentation
+                transform = lambda x: recipe(x, 1, gen)  # noqa: E731
             with dist_util.sharded_passes() if gather else contextlib.nullcontext():
                 return extract_features(backbone or self.backbone, images, self.spec.mean, self.spec.std,
-                                        self.device, amp=self.cfg.amp)
+                                        self.device, amp=self.cfg.amp, transform=transform)
 
         def reset_optimizer_state(params) -> None:
             for p in params:

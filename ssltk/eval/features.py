@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +25,8 @@ def eval_mode(backbone: nn.Module):
 
 
 def _normalised_batches(images: Tensor, mean: Sequence[float], std: Sequence[float], device: torch.device,
-                        batch_size: int) -> Iterator[Tensor]:
-    transform = EvalTransform(mean, std)
+                        batch_size: int, transform: Optional[Callable[[Tensor], Tensor]] = None) -> Iterator[Tensor]:
+    transform = transform or EvalTransform(mean, std)
     if not isinstance(images, Tensor):  # streamed: decoded in order by the workers, a batch in memory at a time
         for batch in images.batches(batch_size):
             yield transform(batch.to(device, non_blocking=True))
@@ -37,8 +37,12 @@ def _normalised_batches(images: Tensor, mean: Sequence[float], std: Sequence[flo
 
 @torch.no_grad()
 def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float], std: Sequence[float],
-                     device: torch.device, batch_size: int = 512, amp: bool = False) -> Tensor:
+                     device: torch.device, batch_size: int = 512, amp: bool = False,
+                     transform: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
     """(N, D) float32 features of uint8 images (N, C, H, W), in order, on the CPU.
+
+    ``transform`` replaces the plain normalisation of each uint8 batch on the device (an objective's augmentation,
+    for a label step over augmented views).
 
     The backbone is switched to eval mode (BatchNorm uses running statistics) and restored afterwards. Inside
     :func:`ssltk.distributed.sharded_passes` under torchrun, each rank extracts its contiguous share of the images
@@ -49,12 +53,12 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
     if passes_are_sharded():
         start, stop = shard_bounds(images.shape[0])
         with sharded_passes(False):
-            own = extract_features(backbone, images[start:stop], mean, std, device, batch_size, amp)
+            own = extract_features(backbone, images[start:stop], mean, std, device, batch_size, amp, transform)
         # gathered on the device: NCCL moves only device tensors
         return all_gather_uneven(own.to(device).reshape(stop - start, -1)).cpu().reshape(-1, *own.shape[1:])
     out = []
     with eval_mode(backbone):
-        for x in _normalised_batches(images, mean, std, device, batch_size):
+        for x in _normalised_batches(images, mean, std, device, batch_size, transform):
             with autocast(device, amp_enabled(amp, device)):
                 out.append(backbone(x).float().cpu())
     return torch.cat(out) if out else torch.empty(0)

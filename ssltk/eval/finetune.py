@@ -1,4 +1,4 @@
-"""Finetuning, the STL-10 protocol of paper 000, appendix A.6 (Table 4 of paper 002).
+"""Finetuning, the STL-10 protocol of paper 000, appendix A.6 (paper 002, Table 1, "Finetune"; paper 000, Table 6, B.4).
 
 The backbone and a new Linear(D, C) are trained together on the labelled training split with Adam: backbone lr 1e-4,
 classifier lr 1e-2, both divided by 10 at 50% and 75% of the epochs, batch 32, with the affine (rotation 18 deg,

@@ -1,4 +1,4 @@
-"""Linear evaluation, the protocol of paper 002 (section 4, "Linear evaluation"; appendix A.4).
+"""Linear evaluation, the protocol of paper 002 (section 4, "Linear evaluation"; paper 000, appendix B.1).
 
 The backbone is frozen in eval mode, features are detached, a new Linear(D, C) is trained with Adam (lr 1e-3) for
 100 epochs at batch 128 with no augmentation, and the test split is scored once at the end (no model selection on

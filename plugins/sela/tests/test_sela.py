@@ -187,3 +187,37 @@ def test_reproduce_trains_the_source_run_first_and_hands_its_labels_over(tmp_pat
     assert torch.equal(load_label_file(runs / "source" / "seed0"), source["objective.labels"])
     capsys.readouterr()
     assert main(args) == 0 and "training" not in capsys.readouterr().out  # both finished: nothing runs again
+
+
+def test_the_label_step_sees_augmented_views(tmp_path):
+    # paper 004, section 3.4: P is an expectation over augmentations; the authors' cifar.py labels the augmented
+    # loader. Two label steps on the same weights with seed-different augmentations give different assignments,
+    # where plain images would give the same.
+    import copy
+
+    import ssltk
+    from ssltk.engine.trainer import Trainer
+
+    cfg = ssltk.make_config("sela", objective_args={"clusters": 8, "heads": 1}, data_args={"train_size": 256},
+                            trainer={"batch_size": 64, "run_dir": str(tmp_path), "progress": False},
+                            evaluate={"linear": False})
+    t = Trainer(cfg)
+    t._build()
+    ctx = t.context()
+    t.objective.on_fit_start(ctx)
+
+    def labels_from(features):
+        obj = copy.deepcopy(t.objective)
+        obj.optimise_labels(features)
+        return obj.labels.clone()
+
+    plain = labels_from(ctx.extract_features()), labels_from(ctx.extract_features())
+    assert torch.equal(*plain)
+    one, two = labels_from(ctx.extract_features(augment=True, seed=1)), \
+        labels_from(ctx.extract_features(augment=True, seed=2))
+    assert not torch.equal(one, two)
+    assert torch.equal(one, labels_from(ctx.extract_features(augment=True, seed=1)))  # seeded: reproducible
+    seen = []
+    ctx.extract_features = lambda **kw: seen.append(kw) or torch.randn(256, t.backbone.num_features)
+    t.objective.on_epoch_start(ctx, min(t.objective._schedule))
+    assert seen and seen[0].get("augment") is True

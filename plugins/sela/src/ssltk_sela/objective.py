@@ -4,7 +4,8 @@ ICLR 2020; paper 004).
 T linear heads of K clusters each ("SeLa [K x T]", section 3.5) sit on the backbone; the loss is the mean of the
 heads' cross-entropies against the current self-labels (eq. 6, step 1). The labels start balanced and random
 (i mod K, shuffled per head, appendix A.1) and are re-optimised at fractions t_i = (i / (M - 1))^2 of training
-(appendix A.1): the engine's whole-dataset pass gives the backbone's features of every un-augmented training image,
+(appendix A.1): the engine's whole-dataset pass gives the backbone's features of one augmented view of every training
+image (P is an expectation over augmentations, section 3.4; the authors' cifar.py takes it from the augmented loader),
 each head turns them into logits, and Sinkhorn-Knopp (eq. 8) finds the equipartitioned assignment (step 2).
 ``label_step: kmeans`` replaces Sinkhorn with k-means on the features, the comparison of section 4.5 / Table 8.
 
@@ -124,15 +125,19 @@ class SelaObjective(SelaViews):
         if epoch not in self._schedule:
             return
         heads = [epoch % self.num_heads] if self.label_heads == "cycle" else None
+        # P is an expectation over augmentations (section 3.4), and the authors' cifar.py computes it from the
+        # augmented loader: one augmented view of every image, drawn afresh at each label step
+        seed = (ctx.seed * 1_000_003 + epoch * 7_919 + 911) % (2**63 - 1)
         if ctx.world_size > 1 and self.label_step == "sinkhorn":
-            self.optimise_labels(ctx.extract_features(gather=False), distributed=True, heads=heads)
+            self.optimise_labels(ctx.extract_features(gather=False, augment=True, seed=seed), distributed=True,
+                                 heads=heads)
         else:
-            self.optimise_labels(ctx.extract_features(), heads=heads)
+            self.optimise_labels(ctx.extract_features(augment=True, seed=seed), heads=heads)
 
     @torch.no_grad()
     def optimise_labels(self, features: Tensor, distributed: bool = False, heads: Optional[List[int]] = None) -> None:
         """Step 2 of section 3.1 for every head (or only ``heads``; the others keep their labels), from (N, D)
-        features of the un-augmented training images (with ``distributed``, this rank's contiguous rows of them;
+        features of the augmented training images (with ``distributed``, this rank's contiguous rows of them;
         every rank calls it together)."""
         # features in the chosen precision (fp16 halves ImageNet's 21 GB at 4096-d); every head's logits are formed
         # from them a chunk at a time into one float32 buffer, and the Sinkhorn kernel reuses another
