@@ -296,21 +296,26 @@ class Budget:
 
     epochs: Optional[int] = None
     train_size: Optional[int] = None
+    #: cells that score the test set score this many held-out training images instead (a deviation)
+    val_split: Optional[int] = None
 
     @property
     def reduced(self) -> bool:
-        return self.epochs is not None or self.train_size is not None
+        return self.epochs is not None or self.train_size is not None or self.val_split is not None
 
     def tag(self) -> str:
         parts = ([f"e{self.epochs}"] if self.epochs is not None else []) + \
-                ([f"n{self.train_size}"] if self.train_size is not None else [])
+                ([f"n{self.train_size}"] if self.train_size is not None else []) + \
+                ([f"val{self.val_split}"] if self.val_split is not None else [])
         return "reduced-" + "-".join(parts) if parts else "full"
 
     def describe(self) -> str:
         if not self.reduced:
             return "the paper's full budget"
         parts = ([f"{self.epochs} epochs"] if self.epochs is not None else []) + \
-                ([f"{self.train_size} training images"] if self.train_size is not None else [])
+                ([f"{self.train_size} training images"] if self.train_size is not None else []) + \
+                ([f"{self.val_split} held-out training images scored instead of the test set"]
+                 if self.val_split is not None else [])
         return "CHANGED budget (" + ", ".join(parts) + "): not the paper's, not comparable with it"
 
 
@@ -337,13 +342,44 @@ def run_config(cell: Cell, seed: int, run_dir: Path, budget: Budget, data_root: 
         data_args["root"] = data_root
     if budget.train_size is not None:
         data_args["train_size"] = budget.train_size
+    evaluate = dict(spec.get("evaluate") or {})
+    if budget.val_split is not None and scores_test(cell):
+        data_args["val_size"] = budget.val_split
+        if evaluate.get("split") == "test":
+            evaluate["split"] = "val"
     cfg = {"objective": _spec("objective", spec.get("objective"), spec.get("objective_args")),
            "backbone": _spec("backbone", spec.get("backbone", "conv4"), spec.get("backbone_args")),
            "data": _spec("dataset", spec.get("data"), data_args),
            "augment": _spec("augmentation", spec.get("augment"), spec.get("augment_args"))}
     cfg = check_config(cfg, f"protocol cell {cell.table} {cell.id}")
-    return make_config(cfg["objective"], cfg["backbone"], cfg["data"], trainer, spec.get("evaluate"),
+    return make_config(cfg["objective"], cfg["backbone"], cfg["data"], trainer, evaluate or None,
                        augment=cfg["augment"])
+
+
+def scores_test(cell: Cell) -> bool:
+    """Whether a cell scores its training data's official test set (its evaluation, or an evaluation after training
+    on the same data, says ``split: test``), as the papers' tables other than 000's Tables 10 and 13 do."""
+    if (cell.spec.get("evaluate") or {}).get("split") == "test":
+        return True
+    return any(((ev.get("args") or {}).get("split") == "test") and ev.get("data") is None for ev in cell.after)
+
+
+def check_test_split(cell: Cell, cfg: Dict[str, Any], budget: Budget, transfer_root: Optional[str] = None) -> None:
+    """Refuse, before anything trains, a cell that scores a test set on data that has none."""
+    if budget.val_split is not None:
+        return
+    from .engine.build import build
+
+    wanted = [cfg["data"]] if scores_test(cell) else []
+    wanted += [_after_data(ev, transfer_root) for ev in cell.after
+               if ev.get("data") is not None and (ev.get("args") or {}).get("split") == "test"]
+    for spec in wanted:
+        if build(spec).has_test_split() is False:
+            root = (spec.get("init_args") or {}).get("root")
+            raise SsltkError(f"{cell.table} {cell.id} scores the official test set, as the paper did, and "
+                             f"{root or 'the data'} holds no test split: add test/ beside train/ (or the official "
+                             "test files), or pass --val-split N to score N held-out training images instead, a "
+                             "deviation the table's title names")
 
 
 def _spec(kind: str, name: Any, args: Optional[Dict[str, Any]]) -> Any:
@@ -427,22 +463,43 @@ def _fit_done(run: Path, cfg: Dict[str, Any]) -> bool:
     return not (cfg.get("evaluate") or {}).get("linear", True) or "linear" in read_results(run)
 
 
+def after_evaluations(cell: Cell, budget: Budget) -> List[Dict[str, Any]]:
+    """The cell's evaluations after training, with ``--val-split`` applied: one that scores the test set of its
+    data scores that many held-out training images instead."""
+    evs = []
+    for ev in cell.after:
+        ev = copy.deepcopy(ev)
+        args = ev.setdefault("args", {}) or {}
+        if budget.val_split is not None and args.get("split") == "test":
+            args["split"] = "val"
+            if ev.get("data") is not None:
+                ev["data_args"] = {**(ev.get("data_args") or {}), "val_size": budget.val_split}
+        ev["args"] = args
+        evs.append(ev)
+    return evs
+
+
+def _after_data(ev: Dict[str, Any], transfer_root: Optional[str]) -> Optional[Dict[str, Any]]:
+    from .engine.build import resolve
+
+    if ev.get("data") is None:
+        return None
+    args = dict(ev.get("data_args") or {})
+    if transfer_root is not None:
+        args["root"] = transfer_root
+    return resolve("dataset", ev["data"], args, trusted=False, where="a protocol's after-training evaluation")
+
+
 def _evaluate_after(run: Path, ev: Dict[str, Any], transfer_root: Optional[str], device: Optional[str]) -> None:
     """One evaluation of a finished run on other data (transfer, grain) or with another protocol (finetuning)."""
     from .api import evaluate
-    from .engine.build import resolve
 
-    data = None
-    if ev.get("data") is not None:
-        args = dict(ev.get("data_args") or {})
-        if transfer_root is not None:
-            args["root"] = transfer_root
-        data = resolve("dataset", ev["data"], args, trusted=False, where="a protocol's after-training evaluation")
-    evaluate(ev["name"], run=run, data=data, device=device or "auto", evaluator_args=dict(ev.get("args") or {}))
+    evaluate(ev["name"], run=run, data=_after_data(ev, transfer_root), device=device or "auto",
+             evaluator_args=dict(ev.get("args") or {}))
 
 
 def advance_run(cell: Cell, run: Path, cfg: Dict[str, Any], transfer_root: Optional[str],
-                device: Optional[str]) -> Optional[int]:
+                device: Optional[str], budget: Optional[Budget] = None) -> Optional[int]:
     """Train (or resume) one run of a table and run its after-training evaluations; the epoch it stopped after at
     its ``trainer.max_time`` (its checkpoint saved), or None when it finished with its metric. The in-process loop
     and every launcher's job call this."""
@@ -452,7 +509,7 @@ def advance_run(cell: Cell, run: Path, cfg: Dict[str, Any], transfer_root: Optio
         result = Trainer(cfg, resume=(run / "config.yaml").is_file()).fit()
         if result.stopped_at_epoch is not None:
             return result.stopped_at_epoch
-    for ev in cell.after:
+    for ev in after_evaluations(cell, budget or Budget()):
         _evaluate_after(run, ev, transfer_root, device)
     if measured(run, cell.metric) is None:
         raise SsltkError(f"{run} finished without {cell.metric} in its results.json (is the cell's evaluate "
@@ -493,6 +550,10 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
             src = source_cell(cell, table)
             source_run = base / src.run_id / f"seed{seed}" if src is not None else None
             plan.append((cell, seed, run, run_config(cell, seed, run, budget, data_root, device, source_run)))
+    if train:
+        for cell, seed, run, cfg in plan:
+            if measured(run, cell.metric) is None:
+                check_test_split(cell, cfg, budget, transfer_root)
     for i, (cell, seed, run, cfg) in enumerate(plan, 1):
         if measured(run, cell.metric) is not None or not train:
             continue
@@ -508,13 +569,13 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
         if launcher is not None:
             launcher.add(cell, seed, run, cfg)
             continue
-        stopped = advance_run(cell, run, cfg, transfer_root, device)
+        stopped = advance_run(cell, run, cfg, transfer_root, device, budget)
         if stopped is not None:
             raise StoppedAtTimeLimit(f"--max-time reached: {cell.id} seed {seed} stopped after epoch {stopped} "
                                      f"with its checkpoint in {run}; run the same command again to continue the "
                                      "table")
     if launcher is not None:
-        launcher.run_all(lambda c, r, cfg_: advance_run(c, r, cfg_, transfer_root, device), log)
+        launcher.run_all(lambda c, r, cfg_: advance_run(c, r, cfg_, transfer_root, device, budget), log)
     done = [(cell, seed, run if train else _finished_in(bases, cell, seed))
             for cell, seed, run, _ in plan if cell.id in wanted]
     return sorted(done, key=lambda r: (wanted.index(r[0].id), seeds.index(r[1])))
@@ -665,6 +726,9 @@ def cmd_reproduce(argv: List[str]) -> int:
     p.add_argument("--out", default="reproduce", help="folder of the runs and tables (default ./reproduce)")
     p.add_argument("--epochs", type=int, default=None, help="a reduced training budget (printed in the title)")
     p.add_argument("--train_size", type=int, default=None, help="a reduced training set (printed in the title)")
+    p.add_argument("--val-split", dest="val_split", type=int, default=None,
+                   help="cells that score the test set score N held-out training images instead: for data without "
+                        "a test split (a deviation, printed in the title)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: the trainer's auto)")
     p.add_argument("--protocol", action="append", default=[], help="also read the tables of this protocol file")
     p.add_argument("--table-only", action="store_true", help="train nothing: table the runs that have finished")
@@ -701,7 +765,7 @@ def cmd_reproduce(argv: List[str]) -> int:
         close = difflib.get_close_matches(a.table, list(tables), n=2)
         raise SsltkError(f"unknown table {a.table!r}" + (f"; did you mean {', '.join(close)}?" if close else
                                                           f"; use one of {', '.join(tables)}"))
-    for name, v in (("--epochs", a.epochs), ("--train_size", a.train_size)):
+    for name, v in (("--epochs", a.epochs), ("--train_size", a.train_size), ("--val-split", a.val_split)):
         if v is not None and v < 1:
             raise SsltkError(f"{name} must be >= 1, got {v}")
     if len(set(a.seeds)) != len(a.seeds):
@@ -710,7 +774,7 @@ def cmd_reproduce(argv: List[str]) -> int:
     cells = [c for c in table.cells if fnmatch.fnmatch(c.id, a.cells)]
     if not cells:
         raise SsltkError(f"no cell of {a.table} matches {a.cells!r}; its cells: {', '.join(c.id for c in table.cells)}")
-    budget = Budget(a.epochs, a.train_size)
+    budget = Budget(a.epochs, a.train_size, a.val_split)
     out = Path(a.out)
     for d in a.runs_from:
         if not Path(d).is_dir():

@@ -138,3 +138,21 @@ def test_a_table_reads_finished_runs_from_several_folders(tmp_path, protocol, ca
     scored = measured(first / "tiny" / "full" / "supervised" / "one" / "seed0", load_protocols([str(protocol)])["tiny"]
                       .cells[0].metric)
     assert f"supervised/one seed 0 {scored:.2f} {digest}" in text
+
+
+def test_a_table_that_scores_the_test_set_refuses_data_without_one_unless_a_validation_split_is_named(tmp_path,
+                                                                                                        capsys):
+    proto = tmp_path / "test-split.yaml"
+    proto.write_text(PROTOCOL.replace("evaluate: {linear: true, random_baseline: false, epochs: 2}",
+                                      "evaluate: {linear: true, random_baseline: false, epochs: 2, split: test}"))
+    out = tmp_path / "runs"
+    args = ["reproduce", "tiny", "--protocol", str(proto), "--out", str(out), "--device", "cpu", "--cells", "random/*"]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "scores the official test set" in err[0] and "--val-split N" in err[0], err
+    assert not out.exists() or not any(out.rglob("config.yaml"))  # refused before anything trained
+    assert main(args + ["--val-split", "300"]) == 0
+    table = (out / "tiny" / "reduced-val300" / "table.md").read_text()
+    assert "300 held-out training images scored instead of the test set" in table
+    run = out / "tiny" / "reduced-val300" / "random" / "one" / "seed0"
+    assert json.loads((run / "results.json").read_text())["linear"]["split"] == "val"

@@ -117,6 +117,11 @@ class DataSource:
     def test(self) -> Optional[ImageSet]:
         return self._splits()[2]
 
+    def has_test_split(self) -> Optional[bool]:
+        """Whether the data holds an official test split, said from the files' presence without loading them
+        (None: not known until loaded). ``ssltk reproduce`` asks before training a cell that scores the test set."""
+        return None
+
     def eval_pair(self, split: str = "auto") -> Tuple[ImageSet, ImageSet, str]:
         """(train, test, name of the test split) for evaluators; ``split`` is auto, val or test."""
         train, val, test = self._splits()

@@ -30,6 +30,9 @@ class Digits(DataSource):
         self.size, self.stats = size, stats
         check_at_least(1, "data.", size=size)
 
+    def has_test_split(self) -> Optional[bool]:
+        return False
+
     def load_splits(self) -> Tuple[ImageSet, Optional[ImageSet]]:
         from sklearn.datasets import load_digits
 
@@ -99,6 +102,14 @@ class Cifar10(DataSource):
         for cand in (self.root, self.root / self.folder):
             if all((cand / f).is_file() for f in self.train_files):
                 return cand
+        return None
+
+    def has_test_split(self) -> Optional[bool]:
+        official = self._official()
+        if official is not None:
+            return all((official / f).is_file() for f in self.test_files)
+        if self._image_tree():
+            return any((self.root / n).is_dir() for n in ("test", "val")) and (self.root / "train").is_dir()
         return None
 
     def _image_tree(self) -> bool:
@@ -190,6 +201,12 @@ class ImageFolder(DataSource):
             test = next((self.root / n for n in ("test", "val") if (self.root / n).is_dir()), None)
             return train, test
         return self.root, None
+
+    def has_test_split(self) -> Optional[bool]:
+        try:
+            return self._roots()[1] is not None
+        except SsltkError:
+            return None
 
     def _open(self, root: Path, classes: Optional[List[str]], labels: str, what: str) -> ImageSet:
         paths, ids, classes = scan_folder(root, labels, classes)
