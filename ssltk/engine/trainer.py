@@ -229,9 +229,9 @@ class TimeLimit:
     """``--trainer.max_time`` at epoch boundaries: whether the next epoch would outlast the limit, judged from the
     longest epoch so far plus a tenth. Under torchrun every rank stops together (the decision is all-reduced)."""
 
-    def __init__(self, max_time: Optional[str], world_size: int = 1):
+    def __init__(self, max_time: Optional[str], world_size: int = 1, device: Optional[torch.device] = None):
         self.limit = parse_duration(max_time) if max_time is not None else None
-        self.world_size = world_size
+        self.world_size, self.device = world_size, device
         self.start = self.last = _clock()
         self.longest = 0.0
 
@@ -244,8 +244,9 @@ class TimeLimit:
         if self.world_size > 1:
             import torch.distributed as dist
 
+            # NCCL reduces device tensors only
             flag = torch.tensor([1.0 if stop else 0.0],
-                                device="cuda" if dist.get_backend() == "nccl" else "cpu")
+                                device=self.device if dist.get_backend() == "nccl" else "cpu")
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             stop = bool(flag.item())
         return stop
@@ -583,7 +584,7 @@ class Trainer:
         progress = TrainProgress(total, start_epoch * self.steps_per_epoch, self.cfg.epochs,
                                  enabled=self.cfg.progress and self.rank == 0)
         last_epoch = self.cfg.epochs if getattr(self.objective, "trains", True) else start_epoch
-        limit = TimeLimit(self.cfg.max_time, self.world_size)
+        limit = TimeLimit(self.cfg.max_time, self.world_size, self.device)
         try:
             try:
                 for epoch in range(start_epoch, last_epoch):
