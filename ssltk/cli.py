@@ -3,7 +3,7 @@
     ssltk fit --objective NAME [--backbone NAME] [--data NAME] [--objective.k 32] [--trainer.epochs 200] ...
     ssltk fit --config run.yaml | --print_config | --resume RUN_DIR | --overwrite true
     ssltk eval NAME (--run RUN_DIR | --weights FILE.safetensors [--backbone NAME] --data NAME) [options]
-    ssltk list objectives|backbones|datasets|evaluators|heads [PATTERN]
+    ssltk list objectives|backbones|datasets|augmentations|evaluators|heads|loggers [PATTERN]
     ssltk plugins
 
 Registry names (``relational``, ``conv4``, ``timm:resnet18``) are mapped to class paths before jsonargparse sees
@@ -14,6 +14,7 @@ metadata) may name only registered classes; ``--trust CLASS_PATH``, given to any
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 from pathlib import Path
@@ -195,8 +196,9 @@ def cmd_fit(argv: List[str]) -> int:
         config["trainer"]["run_dir"] = resume
     trainer = Trainer(config, resume=bool(resume), overwrite=overwrite)  # checks the options first
     if quickstart:
-        print(f"ssltk: no --data given: quickstart on the embedded digits dataset for {config['trainer']['epochs']} "
-              "epochs (pass --data NAME for real datasets)")
+        epochs = config["trainer"]["epochs"]
+        print(f"ssltk: no --data given: quickstart on the embedded digits dataset for {epochs} "
+              f"epoch{'' if epochs == 1 else 's'} (pass --data NAME for real datasets)")
     result = trainer.fit()
     if result.stopped_at_epoch is not None:
         if result.rank == 0:
@@ -362,7 +364,8 @@ def cmd_plot_probe(argv: List[str]) -> int:
 
 
 def cmd_list(argv: List[str]) -> int:
-    """List registered components: ``ssltk list objectives|backbones|datasets|evaluators|heads [PATTERN]``."""
+    """List registered components: ``ssltk list objectives|backbones|datasets|augmentations|evaluators|heads|loggers
+    [PATTERN]``; PATTERN is a shell wildcard (``res*``), and a plain word matches anywhere in a name."""
     from .registries import ALL_REGISTRIES
 
     if not argv or argv[0] in ("-h", "--help"):
@@ -375,6 +378,8 @@ def cmd_list(argv: List[str]) -> int:
                          + (f" (did you mean {close[0]!r}?)" if close else ""))
     reg = ALL_REGISTRIES[kind]
     pattern = argv[1] if len(argv) > 1 else "*"
+    if not any(c in pattern for c in "*?["):  # a plain word matches anywhere in a name: `list backbones res`
+        pattern = f"*{pattern}*"
     names = reg.list(pattern)
     if not names:
         print(f"no {argv[0]} match {pattern!r}", file=sys.stderr)
@@ -387,9 +392,16 @@ def cmd_list(argv: List[str]) -> int:
         else:
             entry = reg.entry(name)
             target, source = entry.target, entry.source
-        doc = ((getattr(target, "__doc__", None) or "").strip().splitlines() or [""])[0]
+        doc = _first_sentence(getattr(target, "__doc__", None) or "")
         print(f"{name:<{width}}  {doc}  [{source}]")
     return 0
+
+
+def _first_sentence(doc: str) -> str:
+    """A docstring's first sentence, whole, however many lines it wraps over (not its first line, cut mid-phrase)."""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    m = re.search(r"(?<!e\.g)(?<!i\.e)(?<!etc)(?<! al)(?<!cf)(?<!vs)[.!?](\s|$)", text)
+    return text[: m.end()].strip() if m else text
 
 
 def cmd_plugins(argv: List[str]) -> int:
@@ -483,5 +495,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def console_main() -> None:  # pragma: no cover - thin wrapper
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `ssltk list ... | head`: the reader has gone, which is no error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 

@@ -45,6 +45,21 @@ def export_timm(backbone, out: Path) -> List[Path]:
     return [path]
 
 
+def _without_local_paths(value: Any) -> Any:
+    """A configuration to publish: every string that names a place on this machine (an absolute, home-relative or
+    existing path: the data root, a run directory, a label file) becomes ``<local path>``."""
+    import os
+
+    if isinstance(value, dict):
+        return {k: _without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_local_paths(v) for v in value]
+    if isinstance(value, str) and (value.startswith(("/", "~", "./", "../")) or
+                                   (os.sep in value and os.path.exists(value))):
+        return "<local path>"
+    return value
+
+
 def _model_card(run: Path, config: Dict[str, Any], results: Dict[str, Any], spec: Dict[str, Any]) -> str:
     from .engine.build import registry_name
 
@@ -63,7 +78,7 @@ tags: [self-supervised-learning, ssltk, {name('objective', 'objective')}]
 
 A {name('backbone', 'backbone')} backbone trained with the `{name('objective', 'objective')}` objective of
 [ssltk](https://pypi.org/project/ssltk/) {__version__} on `{name('dataset', 'data')}`, exported from the run
-`{run.name}`.
+`{_without_local_paths(run.name)}`.
 
 - objective: `{config['objective']['class_path']}` {json.dumps(config['objective'].get('init_args') or {})}
 - data: `{config['data']['class_path']}` {json.dumps((config.get('data') or {}).get('init_args') or {})}
@@ -92,6 +107,7 @@ def export_hf(backbone, out: Path, run: Path, config: Dict[str, Any]) -> List[Pa
                                                 if k != "weights"}}
     save_backbone(out / "model.safetensors", backbone, spec)
     results = read_results(run)
+    config = _without_local_paths(config)  # the card and config.json are published; this machine's paths are not
     cfg = {"model_type": "ssltk", "architectures": [type(backbone).__name__], "ssltk_version": __version__,
            "backbone": spec, "num_features": int(backbone.num_features), "objective": config["objective"],
            "data": config["data"], "trainer": config.get("trainer"), "results": results}

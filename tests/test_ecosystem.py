@@ -216,3 +216,11 @@ def test_weights_only_checkpoints_cannot_run_code(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "x.safetensors"))
     with pytest.raises(ssltk.SsltkError, match="keys do not match"):
         ssltk.create_backbone("conv4", weights=str(tmp_path / "x.safetensors"))
+
+
+def test_the_hf_export_publishes_no_path_of_this_machine(finished_conv4_run, tmp_path):
+    out = tmp_path / "hf"
+    assert main(["export", "--run", str(finished_conv4_run), "--to", "hf", "--out", str(out)]) == 0
+    published = (out / "config.json").read_text() + (out / "README.md").read_text()
+    assert str(finished_conv4_run) not in published and str(tmp_path) not in published
+    assert "/tmp" not in published and "<local path>" in published
