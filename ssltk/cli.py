@@ -66,11 +66,22 @@ def map_names(argv: Sequence[str]) -> List[str]:
     """Replace registry names after --objective/--backbone/--data with class paths (plus fixed init args)."""
     out: List[str] = []
     i = 0
+    chosen: Dict[str, str] = {}
     while i < len(argv):
         tok = argv[i]
         opt, eq, val = tok.partition("=")
+        if opt.endswith(".help") and opt[: -len(".help")] in _CHOOSERS:
+            # `--objective.help relational`, or `--data imagefolder --data.help`: help for a registry name
+            base = opt[: -len(".help")]
+            nxt = argv[i + 1] if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("-") else None
+            name = val if eq else (nxt or chosen.get(base))
+            if name is not None:
+                out += [opt, _to_class(_CHOOSERS[base], name)[0]]
+                i += 1 if eq or nxt is None else 2
+                continue
         if opt in _CHOOSERS and (eq or i + 1 < len(argv)):
             value = val if eq else argv[i + 1]
+            chosen[opt] = value
             mapped = _to_class(_CHOOSERS[opt], value)
             out += [opt, mapped[0]]
             out += [f"{opt}{mapped[j]}" if j % 2 == 1 else mapped[j] for j in range(1, len(mapped))]
@@ -109,7 +120,9 @@ def _fit_parser():
     p.add_subclass_arguments(Objective, "objective", skip={"in_dim"}, required=True,
                              help="objective: a registry name (see `ssltk list objectives`) or class path")
     p.add_subclass_arguments(Backbone, "backbone", help="backbone: conv4, resnet32, timm:NAME, ... or a class path")
-    p.add_subclass_arguments(DataSource, "data", help="dataset: digits (default), cifar10, imagefolder, ...")
+    p.add_subclass_arguments(DataSource, "data",
+                             help="dataset: digits (default), cifar10, imagefolder, filelist, webdataset, ... "
+                                  "(`ssltk list datasets`; `--data.help NAME` for one's options)")
     p.add_subclass_arguments(Augmentation, "augment", required=False,
                              help="augmentation recipe overriding the objective's (see `ssltk list augmentations`)")
     p.add_class_arguments(TrainerConfig, "trainer")
@@ -297,7 +310,7 @@ def cmd_eval(argv: List[str]) -> int:
         if len(runs) > 1:
             print(f"[{run}]")
         for key, value in result.metrics.items():
-            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+            print(f"{key}: {_metric_text(key, value)}")
         for key, path in result.artifacts.items():
             print(f"{key}: {path}")
     if len(per_run) > 1:
@@ -395,6 +408,13 @@ def cmd_list(argv: List[str]) -> int:
         doc = _first_sentence(getattr(target, "__doc__", None) or "")
         print(f"{name:<{width}}  {doc}  [{source}]")
     return 0
+
+
+def _metric_text(key: str, value) -> str:
+    """A metric as a reader expects it: counts and sizes whole (``num_train: 3000``), the rest to 4 decimals."""
+    if isinstance(value, float) and key.startswith(("num_", "dim_")) and value.is_integer():
+        return f"{int(value)}"
+    return f"{value:.4f}" if isinstance(value, float) else f"{value}"
 
 
 def _first_sentence(doc: str) -> str:

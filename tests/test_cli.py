@@ -140,3 +140,19 @@ def test_help_and_version(capsys):
     out = capsys.readouterr().out
     assert "fit" in out and "eval" in out and "plugins" in out
     assert main(["--version"]) == 0
+
+
+def test_help_answers_for_registry_names_and_list_takes_a_plain_word(capsys):
+    from ssltk.cli import main
+
+    for argv, expect in ((["fit", "--objective.help", "relational"], "--objective.k"),
+                         (["fit", "--data", "imagefolder", "--data.help"], "ImageFolder"),
+                         (["fit", "--data.help=cifar10"], "Cifar10")):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0 and expect in capsys.readouterr().out, argv
+    assert main(["list", "backbones", "res"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet32" in out and "conv4" not in out
+    assert "(Caron et al. 2018; paper 000, A.5)." in (main(["list", "objectives", "deepcluster"]) == 0 and
+                                                        capsys.readouterr().out)

@@ -224,3 +224,10 @@ def test_the_hf_export_publishes_no_path_of_this_machine(finished_conv4_run, tmp
     published = (out / "config.json").read_text() + (out / "README.md").read_text()
     assert str(finished_conv4_run) not in published and str(tmp_path) not in published
     assert "/tmp" not in published and "<local path>" in published
+
+
+def test_the_knn_monitor_shows_on_the_console(tmp_path, capsys):
+    ssltk.fit("relational", objective_args={"k": 2}, trainer={
+        "epochs": 1, "batch_size": 32, "run_dir": str(tmp_path), "progress": True, "knn_every": 1}, **FAST)
+    err = capsys.readouterr().err
+    assert "epoch 1/1  kNN accuracy" in err, err

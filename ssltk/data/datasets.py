@@ -178,6 +178,22 @@ class ImageFolder(DataSource):
     (streamed) with their paths, unless ``skip_corrupt`` is set. ``stats`` is ``computed`` (measured on the training
     images) or a preset name. Unlabelled images train every self-supervised objective; evaluators that need labels
     say so.
+
+    Args:
+        root: the folder: ``root/<class>/<image>``, flat images, or ``train/`` and ``test/`` (or ``val/``) trees.
+        size: side in pixels every image is resized to.
+        val_size: training images held out as the validation split (a count, or a fraction of the set).
+        train_size: keep only this many training images (seeded), for quick runs.
+        split_seed: seed of the validation split and the ``train_size`` subset.
+        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
+            (``cifar10``, ``cifar100``, ``imagenet``, ...: the published statistics of that dataset).
+        workers: processes that decode the images.
+        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
+        labels: ``folders`` (the first folder below ``root`` is the class), ``none`` (unlabelled), or ``auto``.
+        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
+            when the decoded set would take more than a quarter of the memory.
+        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
+            is decoded.
     """
 
     def __init__(self, root: str = "data", size: int = 32, val_size: Union[int, float] = 0,

@@ -36,6 +36,22 @@ class FileList(_Sourced):
     """Images named in a list file (``train``) and optionally a second one (``test``): a ``.csv`` with ``path`` and
     optional ``label`` columns, or a text file with one ``path [label]`` per line (see
     :func:`ssltk.data.records.read_file_list`). Labels are class ids or names; images without one are unlabelled.
+
+    Args:
+        train: the list file of the training images.
+        test: the list file of the test images, if any.
+        size: side in pixels every image is resized to.
+        val_size: training images held out as the validation split (a count, or a fraction of the set).
+        train_size: keep only this many training images (seeded), for quick runs.
+        split_seed: seed of the validation split and the ``train_size`` subset.
+        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
+            (``cifar10``, ``cifar100``, ``imagenet``, ...).
+        workers: processes that decode the images.
+        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
+        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
+            when the decoded set would take more than a quarter of the memory.
+        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
+            is decoded.
     """
 
     def __init__(self, train: str = "train.txt", test: Optional[str] = None, size: int = 32,
@@ -68,6 +84,22 @@ class WebDataset(_Sourced):
     split. Each shard's headers are read once when the set is opened, so samples are read by offset in the seeded
     order of every other source (:class:`ssltk.data.records.TarRecords`). Labels are parsed as text, never
     unpickled, and ``pipe:`` or network URLs are refused.
+
+    Args:
+        shards: the training shards: a local path or a brace pattern.
+        test: the test split's shards, if any.
+        size: side in pixels every image is resized to.
+        val_size: training images held out as the validation split (a count, or a fraction of the set).
+        train_size: keep only this many training images (seeded), for quick runs.
+        split_seed: seed of the validation split and the ``train_size`` subset.
+        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
+            (``cifar10``, ``cifar100``, ``imagenet``, ...).
+        workers: processes that decode the images.
+        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
+        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
+            when the decoded set would take more than a quarter of the memory.
+        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
+            is decoded.
     """
 
     def __init__(self, shards: str = "shards/train-{000000..000009}.tar", test: Optional[str] = None,

@@ -84,6 +84,11 @@ class TrainProgress:
             self.console.print(f"epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}  {views_per_s:.0f} views/s  "
                                f"{seconds:.1f}s{extra}", highlight=False, soft_wrap=True)
 
+    def note(self, line: str) -> None:
+        """A line between the epoch lines (the online kNN monitor's accuracy), on the console as they are."""
+        if self.enabled:
+            self.console.print(line, highlight=False, soft_wrap=True)
+
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()

@@ -54,7 +54,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 @dataclass
 class TrainerConfig:
-    """How to train: the defaults are the relational paper's (Adam 1e-3, batch 64, 200 epochs, no schedule).
+    """How to train. The defaults are the relational paper's (Adam 1e-3, batch 64, 200 epochs, no schedule), with
+    the objective's own where it has them; the quickstart (``ssltk fit`` without ``--data``) trains 4 epochs.
 
     Args:
         epochs: training epochs.
@@ -696,11 +697,11 @@ class Trainer:
         progress.epoch_done(epoch, mean_loss, seen / dt, dt, extra)
         last = epoch + 1 == cfg.epochs
         if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and self.rank == 0:
-            self._knn_monitor(epoch, log)
+            self._knn_monitor(epoch, log, progress)
         if self.rank == 0 and (last or (cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0)):
             self._save(epoch + 1, self.global_step)
 
-    def _knn_monitor(self, epoch: int, log: MetricsLog) -> None:
+    def _knn_monitor(self, epoch: int, log: MetricsLog, progress: Optional[TrainProgress] = None) -> None:
         """Weighted kNN of the frozen backbone on the held-out split (lightly's online monitor; paper 004's
         protocol). Features are taken in evaluation mode without random draws, so training is unchanged."""
         from ..eval.knn import KNNEval
@@ -708,6 +709,8 @@ class Trainer:
         metrics = KNNEval().evaluate(self.backbone, self.data, device=self.device).metrics
         log.write(event="knn", epoch=epoch + 1, step=self.global_step, knn_accuracy=metrics["accuracy"],
                   **({"knn_accuracy_top5": metrics["accuracy_top5"]} if "accuracy_top5" in metrics else {}))
+        if progress is not None:
+            progress.note(f"epoch {epoch + 1}/{self.cfg.epochs}  kNN accuracy {metrics['accuracy']:.2f}")
 
     def _compiled_forward(self, batch: ViewBatch) -> ObjectiveOutput:
         """The compiled step; compilation happens on its first call, where a machine that cannot compile (no C++
