@@ -157,7 +157,9 @@ def test_sela_under_two_processes_labels_as_one_process_would(tmp_path):
     trainer._build()
     trainer.objective.on_fit_start(trainer.context())  # as fit does: label buffers sized before the restore
     load_training_state(ckpts[0], trainer._modules(), trainer.optimizer, None)  # the schedule is derived from the step
-    trainer.objective.optimise_labels(trainer.context().extract_features())
+    # the label step of epoch 2 (index 1) labels augmented views, drawn alike however the pass is sharded
+    seed = trainer.objective.label_seed(trainer.cfg.seed, 1)
+    trainer.objective.optimise_labels(trainer.context().extract_features(augment=True, seed=seed))
     stored = load_file(str(ckpts[1]))["objective.labels"]
     assert stored.shape == (2, 256)
     # exact: every rank's share of the pass used rank 0's BatchNorm statistics (before the epoch-end buffer

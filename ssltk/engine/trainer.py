@@ -457,17 +457,21 @@ class Trainer:
             from ..eval.features import extract_features
 
             images = self.images
+            if augment:  # one view of every image through the objective's own recipe, the same for any sharding
+                from ..eval.features import augmented_features
+
+                start, stop = dist_util.shard_bounds(len(images)) if self.world_size > 1 else (0, len(images))
+                own = augmented_features(backbone or self.backbone, images, self.groups[0].augmentation, seed,
+                                         self.device, start, stop, amp=self.cfg.amp)
+                if gather and self.world_size > 1:
+                    return dist_util.all_gather_uneven(own.to(self.device)).cpu()
+                return own
             if not gather:
                 start, stop = dist_util.shard_bounds(len(images))
                 images = images[start:stop]
-            transform = None
-            if augment:  # one view of every image through the objective's own recipe, drawn from ``seed``
-                gen = torch.Generator(device=self.device).manual_seed((seed + 104_729 * self.rank) % (2**63 - 1))
-                recipe = self.groups[0].augmentation
-                transform = lambda x: recipe(x, 1, gen)  # noqa: E731
             with dist_util.sharded_passes() if gather else contextlib.nullcontext():
                 return extract_features(backbone or self.backbone, images, self.spec.mean, self.spec.std,
-                                        self.device, amp=self.cfg.amp, transform=transform)
+                                        self.device, amp=self.cfg.amp)
 
         def reset_optimizer_state(params) -> None:
             for p in params:

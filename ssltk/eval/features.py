@@ -64,6 +64,33 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
     return torch.cat(out) if out else torch.empty(0)
 
 
+#: images per augmentation draw in :func:`augmented_features`: its generator is seeded by the chunk's place in the
+#: dataset, so any split of the dataset between processes draws the same views
+AUGMENT_CHUNK = 256
+
+
+@torch.no_grad()
+def augmented_features(backbone: nn.Module, images, recipe: Callable, seed: int, device: torch.device,
+                       lo: int = 0, hi: Optional[int] = None, amp: bool = False) -> Tensor:
+    """(hi - lo, D) float32 features of one augmented view of each of ``images[lo:hi]`` through ``recipe``, on the
+    CPU. The views of each chunk of :data:`AUGMENT_CHUNK` images come from a generator seeded by ``seed`` and the
+    chunk's index in the whole dataset, so a process computing a share of the images draws exactly the views a
+    single process would (a chunk cut by the share's bounds is augmented whole and sliced)."""
+    from ..data.stream import pixels
+
+    hi = len(images) if hi is None else hi
+    out = []
+    with eval_mode(backbone):
+        for c0 in range(lo - lo % AUGMENT_CHUNK, hi, AUGMENT_CHUNK):
+            c1 = min(c0 + AUGMENT_CHUNK, len(images))
+            gen = torch.Generator(device=device).manual_seed((seed * 1_000_003 + c0 // AUGMENT_CHUNK) % (2**63 - 1))
+            views = recipe(pixels(images, torch.arange(c0, c1)).to(device), 1, gen)
+            with autocast(device, amp_enabled(amp, device)):
+                feats = backbone(views).float().cpu()
+            out.append(feats[max(lo, c0) - c0 : min(hi, c1) - c0])
+    return torch.cat(out) if out else torch.empty(0)
+
+
 def resolve_layer(backbone: nn.Module, name: str) -> nn.Module:
     """A probe layer by its name in ``backbone.probe_layers()``, or any module path of ``named_modules()``."""
     from ..errors import SsltkError

@@ -221,3 +221,20 @@ def test_the_label_step_sees_augmented_views(tmp_path):
     ctx.extract_features = lambda **kw: seen.append(kw) or torch.randn(256, t.backbone.num_features)
     t.objective.on_epoch_start(ctx, min(t.objective._schedule))
     assert seen and seen[0].get("augment") is True
+
+
+def test_augmented_label_features_do_not_depend_on_how_the_pass_is_split():
+    # a rank's share of the label step's pass draws the views one process would for the same images
+    from ssltk.backbones.conv4 import Conv4
+    from ssltk.data.recipes import ContrastiveAugment
+    from ssltk.eval.features import augmented_features
+
+    torch.manual_seed(0)
+    backbone = Conv4()
+    images = torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8)
+    recipe = ContrastiveAugment(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    whole = augmented_features(backbone, images, recipe, 7, torch.device("cpu"))
+    parts = torch.cat([augmented_features(backbone, images, recipe, 7, torch.device("cpu"), 0, 130),
+                       augmented_features(backbone, images, recipe, 7, torch.device("cpu"), 130, 300)])
+    assert whole.shape == (300, backbone.num_features) and torch.equal(whole, parts)
+    assert not torch.equal(whole, augmented_features(backbone, images, recipe, 8, torch.device("cpu")))

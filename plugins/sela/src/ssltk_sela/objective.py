@@ -127,12 +127,17 @@ class SelaObjective(SelaViews):
         heads = [epoch % self.num_heads] if self.label_heads == "cycle" else None
         # P is an expectation over augmentations (section 3.4), and the authors' cifar.py computes it from the
         # augmented loader: one augmented view of every image, drawn afresh at each label step
-        seed = (ctx.seed * 1_000_003 + epoch * 7_919 + 911) % (2**63 - 1)
+        seed = self.label_seed(ctx.seed, epoch)
         if ctx.world_size > 1 and self.label_step == "sinkhorn":
             self.optimise_labels(ctx.extract_features(gather=False, augment=True, seed=seed), distributed=True,
                                  heads=heads)
         else:
             self.optimise_labels(ctx.extract_features(augment=True, seed=seed), heads=heads)
+
+    @staticmethod
+    def label_seed(run_seed: int, epoch: int) -> int:
+        """The seed of the augmented views that the label step of ``epoch`` (0-based) labels."""
+        return (run_seed * 1_000_003 + epoch * 7_919 + 911) % (2**63 - 1)
 
     @torch.no_grad()
     def optimise_labels(self, features: Tensor, distributed: bool = False, heads: Optional[List[int]] = None) -> None:
