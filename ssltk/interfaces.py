@@ -128,7 +128,8 @@ class FitContext:
     rank receives all N rows; ``extract_features(gather=False)`` returns only this rank's contiguous rows
     (``ssltk.distributed.shard_bounds(N)``), for computations that are themselves distributed (SeLa's Sinkhorn).
     ``extract_features(augment=True, seed=S)`` passes one view of every image through the objective's own
-    augmentation instead, drawn from a generator seeded by ``S`` (SeLa's label step over augmented images).
+    augmentation instead, drawn from ``S`` and each image's place in the dataset, so that the views are the same
+    however the pass is split between processes (SeLa's label step over augmented images).
 
     ``reset_optimizer_state(params)`` drops the optimizer's running state (Adam's moments, SGD's momentum) for
     parameters an objective has just re-initialised, so that their next step starts afresh as a new optimizer's

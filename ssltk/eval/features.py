@@ -1,4 +1,5 @@
-"""Whole-dataset feature extraction: the backbone in eval mode over un-augmented, normalised images."""
+"""Whole-dataset feature extraction: the backbone in eval mode over un-augmented, normalised images, or over one
+augmented view of each image (:func:`augmented_features`, SeLa's label step)."""
 from __future__ import annotations
 
 import math
