@@ -40,18 +40,6 @@ class FileList(_Sourced):
     Args:
         train: the list file of the training images.
         test: the list file of the test images, if any.
-        size: side in pixels every image is resized to.
-        val_size: training images held out as the validation split (a count, or a fraction of the set).
-        train_size: keep only this many training images (seeded), for quick runs.
-        split_seed: seed of the validation split and the ``train_size`` subset.
-        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
-            (``cifar10``, ``cifar100``, ``imagenet``, ...).
-        workers: processes that decode the images.
-        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
-        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
-            when the decoded set would take more than a quarter of the memory.
-        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
-            is decoded.
     """
 
     def __init__(self, train: str = "train.txt", test: Optional[str] = None, size: int = 32,
@@ -88,18 +76,6 @@ class WebDataset(_Sourced):
     Args:
         shards: the training shards: a local path or a brace pattern.
         test: the test split's shards, if any.
-        size: side in pixels every image is resized to.
-        val_size: training images held out as the validation split (a count, or a fraction of the set).
-        train_size: keep only this many training images (seeded), for quick runs.
-        split_seed: seed of the validation split and the ``train_size`` subset.
-        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
-            (``cifar10``, ``cifar100``, ``imagenet``, ...).
-        workers: processes that decode the images.
-        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
-        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
-            when the decoded set would take more than a quarter of the memory.
-        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
-            is decoded.
     """
 
     def __init__(self, shards: str = "shards/train-{000000..000009}.tar", test: Optional[str] = None,
@@ -123,3 +99,21 @@ class WebDataset(_Sourced):
         train = self._open(self.shards, None)
         test = self._open(self.test_shards, train.classes) if self.test_shards else None
         return self._finish(train, test)
+
+
+# the options every file source shares, described once and appended to each source's own Args (the help reads them)
+_SHARED_ARGS = """        size: side in pixels every image is resized to.
+        val_size: training images held out as the validation split (a count, or a fraction of the set).
+        train_size: keep only this many training images (seeded), for quick runs.
+        split_seed: seed of the validation split and the ``train_size`` subset.
+        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
+            (``cifar10``, ``cifar100``, ``imagenet``, ...).
+        workers: processes that decode the images.
+        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
+        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
+            when the decoded set would take more than a quarter of the memory.
+        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
+            is decoded.
+"""
+for _source in (FileList, WebDataset):
+    _source.__doc__ = _source.__doc__.rstrip() + "\n" + _SHARED_ARGS
