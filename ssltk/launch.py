@@ -91,7 +91,9 @@ class SubmititLauncher:
         seconds = self.request_s(cell)
         # the scheduler's limit is the request; the fit stops itself before it, with a checkpoint
         job = RunJob(advance, cell, run, cfg, STOP_MARGIN * seconds)
-        return self._executor(seconds + 30).submit(job)
+        # the scheduler's limit leaves room past the fit's own stop for the process start, the data loading and the
+        # evaluation after training (a busy machine took over a minute for a 2 s request)
+        return self._executor(seconds + max(120.0, 0.25 * seconds)).submit(job)
 
     def run_all(self, advance: Callable, log: Callable[[str], Any] = print) -> None:
         """Submit every collected run, wait, requeue those that stopped at their time, until all are done."""
