@@ -60,6 +60,23 @@ def num_classes(*sets: ImageSet) -> int:
     return int(max(s.labels.max() for s in sets).item()) + 1
 
 
+#: the options every source of image files shares (ImageFolder, FileList, WebDataset), described once and appended
+#: to each one's own Args, where the command line's help reads them
+FILE_SOURCE_ARGS = """        size: side in pixels every image is resized to.
+        val_size: training images held out as the validation split (a count, or a fraction of the set).
+        train_size: keep only this many training images (seeded), for quick runs.
+        split_seed: seed of the validation split and the ``train_size`` subset.
+        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
+            (``cifar10``, ``cifar100``, ``imagenet``, ...).
+        workers: processes that decode the images.
+        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
+        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
+            when the decoded set would take more than a quarter of the memory.
+        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
+            is decoded.
+"""
+
+
 class DataSource:
     """Base class of registered datasets.
 

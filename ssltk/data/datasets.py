@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SsltkError, check_at_least
-from .base import DataSource, ImageSet
+from .base import FILE_SOURCE_ARGS, DataSource, ImageSet
 from .imagefolder import decode_folder, open_records
 from .records import FileRecords, scan_folder
 from .headers import MAX_PIXELS, check_max_pixels
@@ -174,26 +174,14 @@ class ImageFolder(DataSource):
     set once into memory; ``true`` keeps only the file list and decodes each batch in the workers, cropping from the
     full-resolution image (:mod:`ssltk.data.stream`); ``auto`` streams when the decoded set would take more than a
     quarter of this machine's memory, and says so. An image whose header declares more than ``max_pixels`` pixels is
-    refused before it is decoded (a small file can declare a huge image: :mod:`ssltk.data.headers`). Unreadable images stop loading (in memory) or training
-    (streamed) with their paths, unless ``skip_corrupt`` is set. ``stats`` is ``computed`` (measured on the training
+    refused before it is decoded (a small file can declare a huge image: :mod:`ssltk.data.headers`). Unreadable
+    images stop loading (in memory) or training (streamed) with their paths, unless ``skip_corrupt`` is set. ``stats`` is ``computed`` (measured on the training
     images) or a preset name. Unlabelled images train every self-supervised objective; evaluators that need labels
     say so.
 
     Args:
         root: the folder: ``root/<class>/<image>``, flat images, or ``train/`` and ``test/`` (or ``val/``) trees.
-        size: side in pixels every image is resized to.
-        val_size: training images held out as the validation split (a count, or a fraction of the set).
-        train_size: keep only this many training images (seeded), for quick runs.
-        split_seed: seed of the validation split and the ``train_size`` subset.
-        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
-            (``cifar10``, ``cifar100``, ``imagenet``, ...: the published statistics of that dataset).
-        workers: processes that decode the images.
-        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
         labels: ``folders`` (the first folder below ``root`` is the class), ``none`` (unlabelled), or ``auto``.
-        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
-            when the decoded set would take more than a quarter of the memory.
-        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
-            is decoded.
     """
 
     def __init__(self, root: str = "data", size: int = 32, val_size: Union[int, float] = 0,
@@ -238,6 +226,9 @@ class ImageFolder(DataSource):
             test = self._open(test_root, train.classes or None, labelled, f"{test_root}")
         self.mean, self.std = resolve_stats(self.stats, train.images)
         return train, test
+
+
+ImageFolder.__doc__ = ImageFolder.__doc__.rstrip() + "\n" + FILE_SOURCE_ARGS
 
 
 class Cifar100(Cifar10):

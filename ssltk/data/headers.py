@@ -83,12 +83,14 @@ def declared_size(data: bytes) -> Optional[Tuple[int, int]]:
     return height, width
 
 
-def check_pixels(data: bytes, max_pixels: int = MAX_PIXELS) -> None:
-    """Refuse an encoded image that declares more than ``max_pixels`` pixels, before it is decoded."""
+def check_pixels(data: bytes, max_pixels: int = MAX_PIXELS) -> Optional[Tuple[int, int]]:
+    """Refuse an encoded image that declares more than ``max_pixels`` pixels, before it is decoded; returns the
+    declared (height, width), or None where no header says it."""
     size = declared_size(data)
     if size is not None and size[0] * size[1] > max_pixels:
         raise ImageTooLarge(f"declares {size[1]} x {size[0]} pixels, above the limit of {max_pixels:,} "
                             "(--data.max_pixels)")
+    return size
 
 
 def check_max_pixels(max_pixels) -> None:

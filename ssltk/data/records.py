@@ -35,9 +35,14 @@ class Records:
         raise NotImplementedError
 
     def read(self, i: int) -> bytes:
+        return self.read_sized(i)[0]
+
+    def read_sized(self, i: int) -> Tuple[bytes, Optional[Tuple[int, int]]]:
+        """Record ``i``'s bytes and the (height, width) its header declares (None where none says it), checked
+        against ``max_pixels``: for a reader that needs the size too (the device decoding path) without parsing
+        the header again."""
         data = self._read(i)
-        check_pixels(data, self.max_pixels)
-        return data
+        return data, check_pixels(data, self.max_pixels)
 
     def _read(self, i: int) -> bytes:  # pragma: no cover - interface
         raise NotImplementedError

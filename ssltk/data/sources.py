@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
 from ..errors import SsltkError, check_at_least
-from .base import DataSource, ImageSet
+from .base import FILE_SOURCE_ARGS, DataSource, ImageSet
 from .imagefolder import open_records
 from .records import FileRecords, _label_ids, expand_shards, index_shards, read_file_list
 from .stats import resolve_stats
@@ -101,19 +101,5 @@ class WebDataset(_Sourced):
         return self._finish(train, test)
 
 
-# the options every file source shares, described once and appended to each source's own Args (the help reads them)
-_SHARED_ARGS = """        size: side in pixels every image is resized to.
-        val_size: training images held out as the validation split (a count, or a fraction of the set).
-        train_size: keep only this many training images (seeded), for quick runs.
-        split_seed: seed of the validation split and the ``train_size`` subset.
-        stats: normalisation mean and std: ``computed`` (measured on the training images) or a preset name
-            (``cifar10``, ``cifar100``, ``imagenet``, ...).
-        workers: processes that decode the images.
-        skip_corrupt: skip unreadable images (named on stderr) instead of stopping.
-        stream: ``false`` decodes the set into memory, ``true`` decodes each batch from the files, ``auto`` streams
-            when the decoded set would take more than a quarter of the memory.
-        max_pixels: refuse (or skip, with ``skip_corrupt``) an image whose header declares more pixels, before it
-            is decoded.
-"""
 for _source in (FileList, WebDataset):
-    _source.__doc__ = _source.__doc__.rstrip() + "\n" + _SHARED_ARGS
+    _source.__doc__ = _source.__doc__.rstrip() + "\n" + FILE_SOURCE_ARGS

@@ -275,7 +275,6 @@ class _StepViews(Dataset):
 
     def _encoded(self, idx: Tensor, g: torch.Generator):
         from .device_decode import pack
-        from .headers import jpeg_size
 
         records = self.images.records
         jpegs, positions, recs, sizes = [], [], [], []
@@ -284,10 +283,11 @@ class _StepViews(Dataset):
         for pos, i in enumerate(idx.tolist()):
             record = int(self.images.index[i])
             try:
-                data = records.read(record)
+                data, hw = records.read_sized(record)
             except Exception:
-                data = b""  # unreadable: the workers' rule below names or replaces it
-            hw = jpeg_size(data)
+                data, hw = b"", None  # unreadable: the workers' rule below names or replaces it
+            if data[:2] != b"\xff\xd8":  # only JPEGs go to the device's decoder
+                hw = None
             if hw is None:  # not a JPEG, or no header to draw from: decoded here, as in the workers mode
                 for j, views in enumerate(self._views_of(record, g)):
                     done[j][pos] = views
