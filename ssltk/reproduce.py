@@ -186,28 +186,17 @@ def source_cell(cell: Cell, table: "Table") -> Optional[Cell]:
     return next(c for c in table.cells if c.id == cell.from_run["cell"])
 
 
-def _read_yaml(text: str, where: str) -> Any:
-    if "*" in text:  # aliases: their expansion is bounded first (ssltk.yaml_io)
-        load_yaml(text, where)
-    try:
-        return yaml.safe_load(text)  # plain data: no tag of the file can construct an object
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise SsltkError(f"{where} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
-
-
 def load_protocols(extra: Sequence[str] = ()) -> Dict[str, Table]:
     """Every table of the protocols shipped with ssltk, then of the given files (a name may not repeat)."""
     docs: List[Tuple[str, Any]] = []
     for res in sorted(resources.files("ssltk.protocols").iterdir(), key=lambda r: r.name):
         if res.name.endswith(".yaml"):
-            docs.append((f"ssltk/protocols/{res.name}", _read_yaml(res.read_text(encoding="utf-8"), res.name)))
+            docs.append((f"ssltk/protocols/{res.name}", load_yaml(res.read_text(encoding="utf-8"), res.name)))
     for path in extra:
         p = Path(path)
         if not p.is_file():
             raise SsltkError(f"protocol file not found: {p}")
-        docs.append((str(p), _read_yaml(p.read_text(encoding="utf-8"), str(p))))
+        docs.append((str(p), load_yaml(p.read_text(encoding="utf-8"), str(p))))
     tables: Dict[str, Table] = {}
     for where, doc in docs:
         for name, table in parse_tables(doc, where).items():
@@ -469,12 +458,10 @@ def after_evaluations(cell: Cell, budget: Budget) -> List[Dict[str, Any]]:
     evs = []
     for ev in cell.after:
         ev = copy.deepcopy(ev)
-        args = ev.setdefault("args", {}) or {}
-        if budget.val_split is not None and args.get("split") == "test":
-            args["split"] = "val"
+        if budget.val_split is not None and (ev.get("args") or {}).get("split") == "test":
+            ev["args"]["split"] = "val"
             if ev.get("data") is not None:
                 ev["data_args"] = {**(ev.get("data_args") or {}), "val_size": budget.val_split}
-        ev["args"] = args
         evs.append(ev)
     return evs
 
@@ -551,9 +538,11 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
             source_run = base / src.run_id / f"seed{seed}" if src is not None else None
             plan.append((cell, seed, run, run_config(cell, seed, run, budget, data_root, device, source_run)))
     if train:
+        checked = set()
         for cell, seed, run, cfg in plan:
-            if measured(run, cell.metric) is None:
+            if cell.id not in checked and measured(run, cell.metric) is None:
                 check_test_split(cell, cfg, budget, transfer_root)
+                checked.add(cell.id)
     for i, (cell, seed, run, cfg) in enumerate(plan, 1):
         if measured(run, cell.metric) is not None or not train:
             continue
@@ -563,7 +552,7 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
             if left < 1.0:
                 raise StoppedAtTimeLimit(f"--max-time reached before {cell.id} seed {seed}; run the same command "
                                          "again to continue the table")
-            cfg = {**cfg, "trainer": {**cfg["trainer"], "max_time": f"{left:.0f}s" if left >= 2 else "1s"}}
+            cfg = {**cfg, "trainer": {**cfg["trainer"], "max_time": f"{max(left, 1):.0f}s"}}
         log(f"[{i}/{len(plan)}] {table.name} {cell.id} seed {seed}: {'resuming' if resume else 'training'} in {run}")
         _note_provenance(base, cell, seed, resume)
         if launcher is not None:

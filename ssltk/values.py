@@ -4,6 +4,7 @@ A value typed ``Any`` lets jsonargparse resolve a ``class_path`` inside it, whic
 file is parsed (the hardening issue's config payload). Free-form options are therefore typed as plain data: JSON
 scalars and lists of them, which no parser can turn into an import.
 """
+import re
 from typing import Dict, List, Optional, Union
 
 Scalar = Union[bool, int, float, str, None]
@@ -12,6 +13,14 @@ OptionValue = Union[Scalar, List[Scalar]]
 #: a mapping of free-form options (``--trainer.optimizer_args``)
 Options = Optional[Dict[str, OptionValue]]
 
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def is_option_value(value: object) -> bool:
+    """Whether ``value`` is an :data:`OptionValue` (what a value read from Python, not a parser, is checked with)."""
+    return isinstance(value, _SCALARS) or (isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS)
+                                                                                   for v in value))
+
 
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
@@ -19,8 +28,6 @@ _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 def parse_duration(value: Union[str, int, float], option: str = "--trainer.max_time") -> float:
     """Seconds in a duration: a number of seconds, ``90s``, ``20m``, ``1h30m``, ``2d``, or ``[DD:]HH:MM:SS`` (the
     form SLURM and Lightning's ``max_time`` use). Anything else is one line naming the option."""
-    import re
-
     text = str(value).strip().lower()
     seconds: Optional[float] = None
     if re.fullmatch(r"\d+(\.\d+)?", text):

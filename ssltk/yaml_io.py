@@ -39,19 +39,27 @@ def _expanded_size(node: yaml.Node, memo: Dict[int, int], limit: int) -> int:
     return total
 
 
+def _invalid(where: str, exc: Exception) -> SsltkError:
+    mark = getattr(exc, "problem_mark", None)
+    at = f" (line {mark.line + 1})" if mark is not None else ""
+    detail = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return SsltkError(f"{where} is not valid YAML{at}: {detail}")
+
+
 def load_yaml(text: str, where: str, max_nodes: int = MAX_NODES) -> Any:
     """The plain data of a YAML document, refused in one line (naming ``where``) when it cannot be parsed or when
-    its aliases expand to more than ``max_nodes`` nodes."""
+    its aliases expand to more than ``max_nodes`` nodes. The document is parsed once: composed, measured, then
+    constructed from the same node graph."""
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise SsltkError(f"{where} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    if node is None:
-        return None
-    if _expanded_size(node, {}, max_nodes) > max_nodes:
-        raise SsltkError(f"{where}: its aliases expand to more than {max_nodes:,} values; refused (a YAML alias "
-                         "bomb, or a configuration far larger than any ssltk writes)")
-    try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, max_nodes) > max_nodes:
+            raise SsltkError(f"{where}: its aliases expand to more than {max_nodes:,} values; refused (a YAML "
+                             "alias bomb, or a configuration far larger than any ssltk writes)")
+        return loader.construct_document(node)
     except (yaml.YAMLError, RecursionError) as exc:
-        raise SsltkError(f"{where} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise _invalid(where, exc) from None
+    finally:
+        loader.dispose()
