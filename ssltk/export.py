@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List
@@ -48,8 +49,6 @@ def export_timm(backbone, out: Path) -> List[Path]:
 def _without_local_paths(value: Any) -> Any:
     """A configuration to publish: every string that names a place on this machine (an absolute, home-relative or
     existing path: the data root, a run directory, a label file) becomes ``<local path>``."""
-    import os
-
     if isinstance(value, dict):
         return {k: _without_local_paths(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

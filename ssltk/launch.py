@@ -11,6 +11,7 @@ When every job is done the table is written as in-process.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 from pathlib import Path
@@ -48,10 +49,8 @@ class SubmititLauncher:
     def __init__(self, folder: Path, executor: str = "auto", time_s: Optional[float] = None,
                  estimate_s: Optional[Callable[[Any], float]] = None, partition: Optional[str] = None,
                  gpus_per_node: int = 0, max_requeues: int = 20):
-        try:
-            import submitit  # noqa: F401
-        except ImportError:
-            raise SsltkError("--launcher submitit needs the submitit package: pip install 'ssltk[cluster]'") from None
+        if importlib.util.find_spec("submitit") is None:
+            raise SsltkError("--launcher submitit needs the submitit package: pip install 'ssltk[cluster]'")
         if executor not in ("auto", "local"):
             raise SsltkError(f"--launcher-executor must be auto (SLURM where it is, else local) or local, got "
                              f"{executor!r}")

@@ -34,7 +34,7 @@ def _pairs(k: int, m: int) -> Tuple[Tensor, Tensor, Tensor]:
     return idx_a, idx_b, targets
 
 
-_pairs_cpu = lru_cache(maxsize=32)(_pairs)
+_pairs_cached = lru_cache(maxsize=32)(_pairs)
 
 
 def view_pairs(k: int, m: int, device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor, Tensor]:
@@ -42,5 +42,5 @@ def view_pairs(k: int, m: int, device: Optional[torch.device] = None) -> Tuple[T
     (1 for positives, 0 for negatives)."""
     # under torch.compile the indices are built inside the graph (k and m are static there, so they are computed
     # once per compiled shape): the cache is a Python object that would break the graph
-    idx_a, idx_b, targets = _pairs(k, m) if torch.compiler.is_compiling() else _pairs_cpu(k, m)
+    idx_a, idx_b, targets = _pairs(k, m) if torch.compiler.is_compiling() else _pairs_cached(k, m)
     return idx_a.to(device), idx_b.to(device), targets.to(device)

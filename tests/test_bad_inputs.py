@@ -88,6 +88,7 @@ def test_a_backbone_whose_output_breaks_its_contract_is_named(tmp_path):
             ssltk.BACKBONES.unregister(name)
         msg = str(info.value)
         assert expect in msg and f"backbone {name} (test_bad_inputs)" in msg and "\n" not in msg, msg
+        assert "registered by python" in msg, msg  # the plugin that registered it
 
 
 @pytest.mark.parametrize("args,expect", [

@@ -109,7 +109,8 @@ def test_gpu_suite_all_parts_smoke_within_budget(tmp_path):
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
     assert time.time() - t0 < 200
     out = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert out == sorted(f"{p}.{ext}" for p in ("tests", "throughput", "sinkhorn", "protocol") for ext in ("json", "md"))
+    assert out == sorted(f"{p}.{ext}" for p in ("tests", "throughput", "sinkhorn", "protocol")
+                         for ext in ("json", "md"))
     figures = {p: json.loads((tmp_path / "out" / f"{p}.json").read_text()) for p in ("tests", "sinkhorn", "protocol")}
     assert figures["tests"]["smoke_ok"] == 2 and figures["sinkhorn"]["one_head_s"] > 0
     assert figures["protocol"]["extrapolated_minutes"] > 0

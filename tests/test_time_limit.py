@@ -1,7 +1,7 @@
 """``--trainer.max_time`` and ``ssltk reproduce --max-time``: a fit stops at an epoch boundary before its limit,
 with a checkpoint, exit status 3 and the resume command, and the resumed run equals an uninterrupted one bit for bit.
 
-The clock is the trainer's own (``ssltk.engine.trainer._clock``), replaced here by one that advances 10 s per
+The clock is the time limit's own (``ssltk.engine.time_limit._clock``), replaced here by one that advances 10 s per
 reading, so the tests are exact and fast: with a limit of 25 s a fit stops after its second epoch (20 s passed, and
 the next epoch would take 10 s more plus a tenth).
 """
@@ -12,7 +12,7 @@ import torch
 
 import ssltk
 from ssltk.cli import main
-from ssltk.engine import trainer as trainer_mod
+from ssltk.engine import time_limit
 from ssltk.errors import SsltkError
 
 KW = dict(objective_args={"k": 2}, data_args={"train_size": 96}, evaluate={"linear": False})
@@ -23,7 +23,7 @@ TRAINER = {"epochs": 4, "batch_size": 32, "progress": False}
 def ten_seconds_per_epoch(monkeypatch):
     def install():
         ticks = itertools.count(0, 10.0)
-        monkeypatch.setattr(trainer_mod, "_clock", lambda: next(ticks))
+        monkeypatch.setattr(time_limit, "_clock", lambda: next(ticks))
     install()
     return install
 

@@ -61,8 +61,8 @@ def report(title: str, lines: list[str], record_it: bool) -> None:
 
 def record(title: str, command: str, lines: list[str], commit: str | None = None, host: str | None = None) -> None:
     """Append a dated section with the command and the measured lines to RESULTS.md; ``commit`` names the code that
-    ran where it was not this checkout (a device call's copy of the tree, which has no git history), ``host`` the machine
-    it ran on."""
+    ran where it was not this checkout (a device call's copy of the tree, which has no git history), ``host`` the
+    machine it ran on."""
     rev = commit or REV
     from ssltk.reproduce import utc_stamp
 

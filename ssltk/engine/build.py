@@ -208,3 +208,11 @@ def _refuse_nested_specs(value: Any, path: str, where: str) -> None:
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             _refuse_nested_specs(v, f"{path}[{i}]", where)
+
+
+def registry_source(kind: str, name: str) -> Optional[str]:
+    """Who registered ``name`` (``plugin baselines (ssltk-baselines 0.1.0)``, ``python``), for error messages."""
+    try:
+        return ALL_REGISTRIES[kind].entry(name).source
+    except SsltkError:
+        return None

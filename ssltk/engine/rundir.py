@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import json
@@ -101,8 +102,6 @@ def writing_into(*targets: Path, purpose: str = "write results") -> Any:
     """The locks a command takes before it reads a run and writes to ``targets``: those of the runs owning them,
     each once (so a run that is training, whose process holds its lock, is refused in one line); none for paths
     outside every run."""
-    import contextlib
-
     stack = contextlib.ExitStack()
     runs = {run for run in (owning_run(t) for t in targets) if run is not None}
     try:

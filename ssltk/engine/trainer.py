@@ -36,15 +36,17 @@ from ..errors import Interrupted, SsltkError, check_at_least, warn
 from ..data.device_decode import check_device_decode
 from ..data.stream import StreamGroup, StreamImages, epoch_batches
 from ..interfaces import FitContext, ObjectiveOutput, ViewBatch, ViewGroup
-from .build import build, build_objective, check_config, import_class, registry_name
+from .build import build, build_objective, check_config, import_class, registry_name, registry_source
 from .checkpoint import load_training_state, save_backbone, save_training_state
 from .precision import amp_enabled, autocast
 from .optim import SCHEDULES, LRSchedule, build_optimizer, collect_groups, optimizer_class
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from ..loggers import create_loggers
-from ..values import Options, parse_duration
+from ..values import Options, is_option_value, parse_duration
 from ..yaml_io import load_yaml
+from .preflight import check_backbone_input
 from .progress import MetricsLog, TrainProgress
+from .time_limit import TimeLimit
 from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_temporaries, resume_changes,
                      truncate_metrics)
 
@@ -164,7 +166,7 @@ class TrainerConfig:
         if self.optimizer_args is not None and not isinstance(self.optimizer_args, dict):
             raise SsltkError(f"--trainer.optimizer_args must be a mapping, got {self.optimizer_args!r}")
         for key, value in (self.optimizer_args or {}).items():
-            if not _plain_option(value):
+            if not is_option_value(value):
                 raise SsltkError(f"--trainer.optimizer_args.{key} must be a number, string, boolean or a list of "
                                  f"them, got {value!r}")
         _one_of(self, "schedule", SCHEDULES)
@@ -201,11 +203,6 @@ class EvalConfig:
         _one_of(self, "split", ("auto", "val", "test"), prefix="evaluate")
 
 
-def _plain_option(value: Any) -> bool:
-    scalar = (bool, int, float, str, type(None))
-    return isinstance(value, scalar) or (isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value))
-
-
 def _one_of(cfg: Any, name: str, choices: tuple, prefix: str = "trainer") -> None:
     if getattr(cfg, name) not in choices:
         raise SsltkError(f"--{prefix}.{name} must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}")
@@ -220,63 +217,6 @@ class FitResult:
     rank: int = 0  # the process's rank under torchrun: only rank 0 reports
     #: the epoch a fit stopped after at ``--trainer.max_time`` (its checkpoint saved; resume continues it), or None
     stopped_at_epoch: Optional[int] = None
-
-
-def _clock() -> float:
-    return time.monotonic()
-
-
-class TimeLimit:
-    """``--trainer.max_time`` at epoch boundaries: whether the next epoch would outlast the limit, judged from the
-    longest epoch so far plus a tenth. Under torchrun every rank stops together (the decision is all-reduced)."""
-
-    def __init__(self, max_time: Optional[str], world_size: int = 1, device: Optional[torch.device] = None):
-        self.limit = parse_duration(max_time) if max_time is not None else None
-        self.world_size, self.device = world_size, device
-        self.start = self.last = _clock()
-        self.longest = 0.0
-
-    def stop_before_next(self) -> bool:
-        if self.limit is None:
-            return False
-        now = _clock()
-        self.longest, self.last = max(self.longest, now - self.last), now
-        stop = (now - self.start) + 1.1 * self.longest > self.limit
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            # NCCL reduces device tensors only
-            flag = torch.tensor([1.0 if stop else 0.0],
-                                device=self.device if dist.get_backend() == "nccl" else "cpu")
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag.item())
-        return stop
-
-
-def check_backbone_input(backbone: nn.Module, spec, name: str) -> None:
-    """The data's image size against the backbone's ``min_size``, then one forward pass of two blank images in
-    evaluation mode without gradients (no state or random draw changes): a backbone that fails on this input, or
-    whose output is not (2, num_features), is one line naming it, before any training time is spent."""
-    size, channels = int(spec.image_size), int(getattr(spec, "channels", 3) or 3)
-    low = int(getattr(backbone, "min_size", 1) or 1)
-    if size < low:
-        raise SsltkError(f"backbone {name} needs images of at least {low} px, and the data gives {size} px "
-                         f"(set --data.size {low} or more, or choose a smaller backbone)")
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        with torch.no_grad():
-            out = backbone(torch.zeros(2, channels, size, size))
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise SsltkError(f"backbone {name} ({type(backbone).__module__}) fails on {size} px images: "
-                         f"{type(exc).__name__}: {first}") from None
-    finally:
-        backbone.train(was_training)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, int(backbone.num_features)):
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise SsltkError(f"backbone {name} ({type(backbone).__module__}) declares num_features "
-                         f"{backbone.num_features} but returns {got} for 2 images")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -364,8 +304,9 @@ class Trainer:
         self.backbone = build(self.config["backbone"])
         if not hasattr(self.backbone, "num_features"):
             raise SsltkError(f"backbone {type(self.backbone).__name__} has no num_features")
-        check_backbone_input(self.backbone, self.spec, getattr(self.backbone, "label", None)
-                             or registry_name("backbone", self.config["backbone"]["class_path"]))
+        backbone_name = registry_name("backbone", self.config["backbone"]["class_path"])
+        check_backbone_input(self.backbone, self.spec, getattr(self.backbone, "label", None) or backbone_name,
+                             registry_source("backbone", backbone_name))
         self.objective = build_objective(self.config["objective"], self.backbone.num_features, self.spec.num_classes)
         self.backbone.to(self.device)
         sync_bn = cfg.sync_batchnorm and self.world_size > 1
