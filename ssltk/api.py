@@ -14,6 +14,7 @@ from .engine.trainer import EvalConfig, FitResult, Trainer, TrainerConfig, read_
 from .errors import SsltkError
 from .interfaces import EvalResult
 from .registries import EVALUATORS
+from .zoo import is_kept_name, resolve_weights
 
 Component = Union[str, type, Spec]
 
@@ -76,8 +77,11 @@ def _as_plain(cfg: Any) -> Dict[str, Any]:
 
 def load_backbone(weights: Union[str, Path], backbone: Optional[Component] = None,
                   backbone_args: Optional[Dict[str, Any]] = None) -> torch.nn.Module:
-    """A backbone from a ``.safetensors`` file; the file's own metadata names its class unless ``backbone`` is given."""
-    tensors, meta = read_safetensors(Path(weights))
+    """A backbone from a ``.safetensors`` file, or from the kept weights of a reproduced cell by name
+    (``"rr-table2/supervised/conv4-cifar10"``, see :mod:`ssltk.zoo`); the file's own metadata names its class unless
+    ``backbone`` is given."""
+    weights = resolve_weights(weights)
+    tensors, meta = read_safetensors(weights)
     if backbone is None:
         if not meta.get("backbone"):
             raise SsltkError(f"{weights} does not say which backbone it holds; pass --backbone NAME")
@@ -103,6 +107,10 @@ def evaluate(name: str = "linear", *, run: Optional[Union[str, Path]] = None, we
                          "starting weights (--backbone NAME --backbone.weights FILE)")
     evaluator = EVALUATORS.create(name, **(evaluator_args or {}))  # its options are checked before any file is read
     run_cfg = read_run_config(Path(run)) if run is not None else None
+    if weights is not None and is_kept_name(weights):
+        # results go beside the caller, never into the installed package that holds the kept files
+        out_dir = out_dir if out_dir is not None else Path("eval-" + str(weights).replace("/", "-"))
+        weights = resolve_weights(weights)
     if weights is None and run is not None:
         weights = Path(run) / "backbone.safetensors"
     if data is None and run_cfg is None:

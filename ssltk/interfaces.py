@@ -36,12 +36,15 @@ class Backbone(nn.Module):
 
     def load_weights(self, path: Optional[str]) -> None:
         """Start from a local weights file (``--backbone.weights FILE``: safetensors or a weights-only PyTorch
-        checkpoint; nothing downloads). Keys and shapes must match; a mismatch is one readable error."""
+        checkpoint; nothing downloads) or from kept weights by name (``--backbone.weights
+        rr-table2/supervised/conv4-cifar10``, :mod:`ssltk.zoo`). Keys and shapes must match; a mismatch is one
+        readable error."""
         if path is None:
             return
         from .engine.checkpoint import load_state_strict, read_weights
+        from .zoo import resolve_weights
 
-        load_state_strict(self, self.adapt_state_dict(read_weights(path)), str(path))
+        load_state_strict(self, self.adapt_state_dict(read_weights(resolve_weights(path))), str(path))
 
     def adapt_state_dict(self, state: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Rename a foreign checkpoint's keys to this backbone's (the timm adapter maps timm's own); identity here."""

@@ -92,6 +92,9 @@ class Table:
     metric: str
     cells: List[Cell]
     note: str = ""
+    #: the cells the paper's table prints for the methods ssltk runs (None: as many as are encoded); the report's
+    #: coverage counts them
+    paper_cells: Optional[int] = None
 
 
 def _paper_value(value: Any, where: str, note: Any = None) -> Tuple[Optional[float], Optional[float]]:
@@ -125,7 +128,7 @@ def parse_tables(doc: Any, where: str) -> Dict[str, Table]:
     out: Dict[str, Table] = {}
     for name, t in doc["tables"].items():
         tw = f"{where}: table {name}"
-        _check_keys(t, {"title", "source", "metric", "base", "rows", "columns", "cells", "note"}, tw)
+        _check_keys(t, {"title", "source", "metric", "base", "rows", "columns", "cells", "note", "paper_cells"}, tw)
         base = _check_keys(t.get("base"), CELL_KEYS - {"label", "paper"}, f"{tw} base")
         rows = {r: _check_keys(v, CELL_KEYS - {"paper"}, f"{tw} row {r}") for r, v in (t.get("rows") or {}).items()}
         cols = {c: _check_keys(v, CELL_KEYS - {"paper"}, f"{tw} column {c}")
@@ -158,8 +161,11 @@ def parse_tables(doc: Any, where: str) -> Dict[str, Table]:
         for cell in cells:
             key = yaml.safe_dump({"spec": cell.spec, "from_run": cell.from_run}, sort_keys=True)
             cell.run_id = first.setdefault(key, cell.id)
+        paper_cells = t.get("paper_cells")
+        if paper_cells is not None and (not isinstance(paper_cells, int) or paper_cells < len(cells)):
+            raise SsltkError(f"{tw}: paper_cells must be a whole number of at least its {len(cells)} encoded cells")
         out[name] = Table(name, str(t.get("title", name)), str(t.get("source", paper)),
-                          str(t.get("metric", "linear.accuracy")), cells, str(t.get("note", "")))
+                          str(t.get("metric", "linear.accuracy")), cells, str(t.get("note", "")), paper_cells)
     return out
 
 
@@ -229,9 +235,14 @@ def eval_minutes(cell: Cell, device: str) -> float:
 def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, train_size: Optional[int] = None) -> float:
     """Minutes a cell takes on ``device`` (cpu or gpu): training views / the protocol's views-per-second rate for the
     backbone and data on that device (``cost.views_per_s``, usually per column) times the method's relative speed
-    (``cost.speed``, usually per row), plus the evaluation's minutes. Rates are stated in the protocol file."""
+    (``cost.speed``, usually per row), plus the evaluation's minutes. Rates are stated in the protocol file;
+    ``cost.images`` is the whole training set, less the cell's held-out ``val_size``."""
     cost = cell.cost
     images = int(train_size or cost.get("images", 0))
+    held = (cell.spec.get("data_args") or {}).get("val_size", 0)
+    if not train_size and isinstance(held, (int, float)) and not isinstance(held, bool):
+        # cost.images is the whole training set; a held-out validation split does not train
+        images -= int(held) if held >= 1 else int(images * held)
     ep = int(epochs or (cell.spec.get("trainer") or {}).get("epochs", 1))
     rate = training_rate(cell, device)
     try:
@@ -321,6 +332,9 @@ def run_config(cell: Cell, seed: int, run_dir: Path, budget: Budget, data_root: 
             raise SsltkError(f"cell {cell.id} trains on the run of {cell.from_run['cell']}: give its folder")
         spec["objective_args"] = {**(spec.get("objective_args") or {}), cell.from_run["arg"]: str(source_run)}
     trainer = dict(spec.get("trainer") or {})
+    # the papers trained in float32; bf16 autocast (the CUDA default) stays off until a measurement shows it gives
+    # the same number, and a protocol that measured so says amp: true in its cell
+    trainer.setdefault("amp", False)
     trainer.update(seed=seed, run_dir=str(run_dir))
     if device:
         trainer["device"] = device
@@ -381,6 +395,11 @@ def _spec(kind: str, name: Any, args: Optional[Dict[str, Any]]) -> Any:
 
 def cell_runs(out: Path, table: Table, budget: Budget) -> Path:
     return Path(out) / table.name / budget.tag()
+
+
+def _source_run(base: Path, table: Table, cell: Cell, seed: int) -> Optional[Path]:
+    src = source_cell(cell, table)
+    return base / src.run_id / f"seed{seed}" if src is not None else None
 
 
 def measured(run: Path, metric: str) -> Optional[float]:
@@ -534,9 +553,8 @@ def reproduce(table: Table, cells: List[Cell], seeds: Sequence[int], out: Path, 
     for cell in order:
         for seed in seeds:
             run = base / cell.run_id / f"seed{seed}"
-            src = source_cell(cell, table)
-            source_run = base / src.run_id / f"seed{seed}" if src is not None else None
-            plan.append((cell, seed, run, run_config(cell, seed, run, budget, data_root, device, source_run)))
+            plan.append((cell, seed, run, run_config(cell, seed, run, budget, data_root, device,
+                                                     _source_run(base, table, cell, seed))))
     if train:
         checked = set()
         for cell, seed, run, cfg in plan:
@@ -738,8 +756,35 @@ def cmd_reproduce(argv: List[str]) -> int:
                    help="submitit: each job's time request, a duration (default: the cell's cost estimate x 1.5)")
     p.add_argument("--launcher-partition", default=None, help="submitit: the SLURM partition")
     p.add_argument("--launcher-gpus", type=int, default=0, help="submitit: GPUs per job")
+    p.add_argument("--keep", action="store_true",
+                   help="keep each finished run's backbone in float16 with the shipped weights (or --zoo), scored "
+                        "again from the kept file, and its manifest entry")
+    p.add_argument("--verify", action="store_true",
+                   help="train nothing: score the table's kept weights again with the protocol's evaluation and "
+                        "print paper, recorded and re-scored; a difference beyond --tolerance is an error")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="--verify: the largest difference from the recorded number, in points (default 0.1)")
+    p.add_argument("--zoo", default=None,
+                   help="the folder of kept weights and their manifest.json (default: the one shipped with ssltk)")
+    p.add_argument("--kept", action="store_true", help="name the kept weights (the names load_backbone takes)")
+    p.add_argument("--report", default=None, metavar="FILE",
+                   help="write the reproduction report (REPRODUCTION.md) generated from the manifest and the "
+                        "protocols, and train nothing")
     a = p.parse_args(argv)
     tables = load_protocols(a.protocol)
+    zoo = Path(a.zoo) if a.zoo else None
+    if a.kept:
+        from .zoo import read_manifest
+
+        for e in read_manifest(zoo):
+            if e.get("weights"):
+                print(f"{e['name']:<56} {e['metric']} {e['value']:.2f}")
+        return 0
+    if a.report:
+        from .zoo.report import write_report
+
+        print(f"written: {write_report(Path(a.report), tables, zoo)}")
+        return 0
     if a.list:
         text = list_tables(tables, a.cells, [a.table] if a.table else None)
         if not text:
@@ -765,6 +810,15 @@ def cmd_reproduce(argv: List[str]) -> int:
         raise SsltkError(f"no cell of {a.table} matches {a.cells!r}; its cells: {', '.join(c.id for c in table.cells)}")
     budget = Budget(a.epochs, a.train_size, a.val_split)
     out = Path(a.out)
+    if a.verify:
+        from .zoo.keep import TOLERANCE, verify
+
+        def fresh(cell: Cell, seed: int) -> Dict[str, Any]:
+            return run_config(cell, seed, out / "verify", budget, a.data_root, a.device, Path("-"))
+
+        verify(table, cells, fresh, budget, zoo, a.transfer_root, a.device,
+               TOLERANCE if a.tolerance is None else a.tolerance)
+        return 0
     for d in a.runs_from:
         if not Path(d).is_dir():
             raise SsltkError(f"--runs-from {d}: no such folder")
@@ -790,6 +844,13 @@ def cmd_reproduce(argv: List[str]) -> int:
     except StoppedAtTimeLimit as stop:
         print(f"ssltk: {stop}", flush=True)
         return 3
+    if a.keep:
+        from .zoo.keep import keep
+
+        base = cell_runs(out, table, budget)
+        configs = {run: run_config(cell, seed, run, budget, a.data_root, a.device,
+                                   _source_run(base, table, cell, seed)) for cell, seed, run in runs}
+        keep(runs, configs, budget, zoo, a.transfer_root, a.device)
     rows = summarise(table, runs)
     text = markdown(table, rows, budget, a.seeds)
     folder = cell_runs(out, table, budget)
