@@ -9,6 +9,7 @@ import torch
 
 from .engine.build import Spec, build, check_config, import_class, registry_name, resolve
 from .engine.checkpoint import load_state_strict, read_safetensors
+from .engine.heartbeat import heartbeat
 from .engine.rundir import RunLock
 from .engine.trainer import EvalConfig, FitResult, Trainer, TrainerConfig, read_run_config, resolve_device
 from .errors import SsltkError
@@ -127,5 +128,5 @@ def evaluate(name: str = "linear", *, run: Optional[Union[str, Path]] = None, we
         # domain transfer / grain: the same protocol on other data, kept apart from the run's own numbers
         key = f"{name}@{registry_name('dataset', data_spec['class_path'])}"
     # owning the target before computing: a result that cannot be written is refused before, not lost after
-    with RunLock(target, purpose="write results"):
+    with RunLock(target, purpose="write results"), heartbeat(f"evaluating {key}"):
         return evaluator.evaluate(model.to(dev), build(data_spec), device=dev, run_dir=target, name=key)

@@ -11,6 +11,8 @@ from typing import Any, Optional, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .heartbeat import interval
+
 
 def _plain(v: Any) -> Any:
     if hasattr(v, "item"):
@@ -48,12 +50,18 @@ class MetricsLog:
 
 
 class TrainProgress:
-    """A rich progress bar over all steps (epoch, loss, views/s, ETA) plus one summary line per epoch."""
+    """A rich progress bar over all steps (epoch, loss, views/s, ETA) plus one summary line per epoch. Off a terminal
+    (piped, in a log file) a plain line every :func:`ssltk.engine.heartbeat.interval` seconds takes the bar's place,
+    so that a long epoch is never silent."""
 
     def __init__(self, total_steps: int, completed: int, epochs: int, enabled: bool = True):
         self.console = Console(file=sys.stderr)
         self.enabled = enabled
         self.epochs = epochs
+        self.total_steps = total_steps
+        self._completed = completed
+        self.every = interval()
+        self._last_line = time.monotonic()
         self._progress: Optional[Progress] = None
         if enabled and self.console.is_terminal:
             self._progress = Progress(
@@ -70,24 +78,35 @@ class TrainProgress:
         return self._progress is not None
 
     def position(self, epoch: int, steps_per_epoch: int) -> int:
-        """Steps of ``epoch`` already shown, so updates can come every few steps."""
-        if self._progress is None:
-            return 0
-        return int(self._progress.tasks[0].completed) - epoch * steps_per_epoch
+        """Steps of ``epoch`` already reported, so updates can come every few steps."""
+        return self._completed - epoch * steps_per_epoch
+
+    def due(self, since_update: float) -> bool:
+        """Whether the loop should report now: every second to a live bar, every ``every`` seconds off a terminal."""
+        if self._progress is not None:
+            return since_update >= 1.0
+        return self.enabled and self.every > 0 and time.monotonic() - self._last_line >= self.every
 
     def update(self, epoch: int, loss: float, views_per_s: float, advance: int = 1) -> None:
+        self._completed += advance
         if self._progress is not None:
             self._progress.update(self._task, advance=advance, epoch=epoch + 1, loss=loss, vps=views_per_s)
+        elif self.due(0.0):
+            self._print(f"epoch {epoch + 1}/{self.epochs}  step {self._completed}/{self.total_steps}  "
+                        f"loss {loss:.4f}  {views_per_s:.0f} views/s")
+
+    def _print(self, line: str) -> None:
+        if self.enabled:
+            self.console.print(line, highlight=False, soft_wrap=True)
+            self._last_line = time.monotonic()
 
     def epoch_done(self, epoch: int, loss: float, views_per_s: float, seconds: float, extra: str = "") -> None:
-        if self.enabled:
-            self.console.print(f"epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}  {views_per_s:.0f} views/s  "
-                               f"{seconds:.1f}s{extra}", highlight=False, soft_wrap=True)
+        self._print(f"epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}  {views_per_s:.0f} views/s  "
+                    f"{seconds:.1f}s{extra}")
 
     def note(self, line: str) -> None:
         """A line between the epoch lines (the online kNN monitor's accuracy), on the console as they are."""
-        if self.enabled:
-            self.console.print(line, highlight=False, soft_wrap=True)
+        self._print(line)
 
     def close(self) -> None:
         if self._progress is not None:

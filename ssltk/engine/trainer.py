@@ -45,6 +45,7 @@ from ..loggers import create_loggers
 from ..values import Options, is_option_value, parse_duration
 from ..yaml_io import load_yaml
 from .preflight import check_backbone_input
+from .heartbeat import heartbeat
 from .progress import MetricsLog, TrainProgress
 from .time_limit import TimeLimit
 from .rundir import (RunLock, check_new_run, read_stored_config, remove_stale_temporaries, resume_changes,
@@ -294,9 +295,11 @@ class Trainer:
     def _build(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        self.data = build(self.config["data"])
-        train = self.data.train
-        self.spec = self.data.spec()
+        data_name = registry_name("dataset", self.config["data"]["class_path"])
+        with heartbeat(f"loading {data_name}", enabled=cfg.progress and self.rank == 0):
+            self.data = build(self.config["data"])
+            train = self.data.train
+            self.spec = self.data.spec()
         self._check_before_training()
         # reseed after loading: decoding image folders through DataLoader workers draws from the global generator,
         # and the initial weights must be those of the seed alone (the random-weights baseline rebuilds them)
@@ -611,7 +614,7 @@ class Trainer:
                 log.write(event="probe", epoch=epoch + 1, step=self.global_step,
                           probe_train_acc=self.probe(self.backbone, self.global_step))
             log_step = bool(cfg.log_every) and self.global_step % cfg.log_every == 0
-            refresh = progress.live and time.perf_counter() - t_mark >= 1.0
+            refresh = progress.due(time.perf_counter() - t_mark)
             if log_step or refresh or i + 1 == self.steps_per_epoch:
                 last_loss = loss.item()
                 self._check_finite(last_loss, epoch, i)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..engine.heartbeat import say
 from ..engine.precision import amp_enabled, autocast
 from ..data.augment import EvalTransform
 
@@ -58,10 +59,13 @@ def extract_features(backbone: nn.Module, images: Tensor, mean: Sequence[float],
         # gathered on the device: NCCL moves only device tensors
         return all_gather_uneven(own.to(device).reshape(stop - start, -1)).cpu().reshape(-1, *own.shape[1:])
     out = []
+    total, done = len(images), 0
     with eval_mode(backbone):
         for x in _normalised_batches(images, mean, std, device, batch_size, transform):
             with autocast(device, amp_enabled(amp, device)):
                 out.append(backbone(x).float().cpu())
+            done += x.shape[0]
+            say(f"features of {done:,}/{total:,} images")
     return torch.cat(out) if out else torch.empty(0)
 
 

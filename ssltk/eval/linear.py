@@ -32,6 +32,7 @@ from ..errors import SsltkError, check_at_least
 from ..data.augment import EvalTransform
 from ..data.base import num_classes as count_classes
 from ..data.stream import pixels
+from ..engine.heartbeat import heartbeat, say
 from ..interfaces import Backbone, EvalResult, Evaluator
 from .features import eval_mode, extract_features, extract_layer_features, layer_features, resolve_layer
 from .results import write_results
@@ -71,6 +72,7 @@ def train_linear(train_x: Optional[Tensor], train_y: Tensor, num_classes: int, e
     y = train_y.to(device)
     n = y.shape[0]
     for epoch in range(epochs):
+        say(f"classifier epoch {epoch + 1}/{epochs}")
         if milestones:
             for group in opt.param_groups:
                 group["lr"] = lr * lr_gamma ** sum(epoch >= m for m in milestones)
@@ -137,6 +139,11 @@ class LinearEval(Evaluator):
 
     def evaluate(self, backbone: Backbone, data, *, device: torch.device, run_dir: Optional[Path] = None,
                  name: str = "linear") -> EvalResult:
+        with heartbeat(f"linear evaluation ({name})"):
+            return self._evaluate(backbone, data, device=device, run_dir=run_dir, name=name)
+
+    def _evaluate(self, backbone: Backbone, data, *, device: torch.device, run_dir: Optional[Path],
+                  name: str) -> EvalResult:
         train, test, split = data.eval_pair(self.split)
         feats = lambda s: extract_features(backbone, s.images, data.mean, data.std, device, self.feature_batch_size)
         num_classes = count_classes(train, test)

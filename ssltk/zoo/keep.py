@@ -42,6 +42,14 @@ def rescore(cell: Any, cfg: Dict[str, Any], weights: Path, budget: Any, transfer
             device: Optional[str] = None) -> float:
     """The cell's metric for the backbone in ``weights``, computed with the cell's own evaluation on ``cfg``'s data:
     the after-training evaluation whose results key the metric names, else the fit's linear evaluation."""
+    from ..engine.heartbeat import heartbeat
+
+    with heartbeat(f"scoring {cell.table} {cell.id} from {weights.name}"):
+        return _rescore(cell, cfg, weights, budget, transfer_root, device)
+
+
+def _rescore(cell: Any, cfg: Dict[str, Any], weights: Path, budget: Any, transfer_root: Optional[str],
+             device: Optional[str]) -> float:
     from ..api import load_backbone
     from ..engine.build import build
     from ..engine.trainer import resolve_device
