@@ -9,13 +9,14 @@ __version__ = "0.1.0"
 
 from .errors import SsltkError, UnknownNameError
 from .hookspecs import hookimpl
-from .interfaces import (Backbone, DataSpec, EvalResult, Evaluator, FitContext, Head, Objective, ObjectiveOutput,
+from .interfaces import (Backbone, DataSpec, EvalResult, Evaluator, FitContext, Head, Logger, Objective, ObjectiveOutput,
                          ViewBatch, ViewGroup)
 from .registries import AUGMENTATIONS, BACKBONES, DATASETS, EVALUATORS, HEADS, LOGGERS, OBJECTIVES
-from .loggers import Logger
+from . import plugins as _plugins  # noqa: F401  (the plugin loader: it sets itself as every registry's loader)
 from .registry import Registry
 from .data.base import DataSource, ImageSet
-from .engine.trainer import EvalConfig, FitResult, TrainerConfig
+from .engine.config import EvalConfig, TrainerConfig
+from .engine.trainer import FitResult
 from .api import evaluate, fit, load_backbone, make_config
 from .engine.build import trust_class_path
 from .momentum import MomentumEncoder, cosine_momentum

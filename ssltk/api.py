@@ -11,7 +11,9 @@ from .engine.build import Spec, build, check_config, import_class, registry_name
 from .engine.checkpoint import load_state_strict, read_safetensors
 from .engine.heartbeat import heartbeat
 from .engine.rundir import RunLock
-from .engine.trainer import EvalConfig, FitResult, Trainer, TrainerConfig, read_run_config, resolve_device
+from .engine.config import EvalConfig, TrainerConfig
+from .engine.rundir import read_run_config
+from .engine.trainer import FitResult, Trainer, resolve_device
 from .errors import SsltkError
 from .interfaces import EvalResult
 from .registries import EVALUATORS

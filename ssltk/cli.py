@@ -112,7 +112,7 @@ def _fit_parser():
 
     from .data.base import DataSource
     from .data.recipes import Augmentation
-    from .engine.trainer import EvalConfig, TrainerConfig
+    from .engine.config import EvalConfig, TrainerConfig
     from .interfaces import Backbone, Objective
 
     p = ArgumentParser(prog="ssltk fit", exit_on_error=False, allow_abbrev=False, description="Train a backbone with an objective.")
@@ -178,7 +178,8 @@ def _has_option(argv: Sequence[str], opt: str) -> bool:
 def cmd_fit(argv: List[str]) -> int:
     """Train a backbone with an objective (``ssltk fit --help``)."""
     from .engine.build import registry_name
-    from .engine.trainer import Trainer, read_run_config
+    from .engine.rundir import read_run_config
+    from .engine.trainer import Trainer
 
     resume_dir = _option_value(argv, "--resume")
     if resume_dir is not None:

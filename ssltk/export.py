@@ -141,7 +141,7 @@ def export(run: Path, to: str, out: Path, size: int = 0) -> List[Path]:
     """Export the final backbone of ``run`` in format ``to`` into the folder ``out``; returns the files written.
     The locks of the run and of any run ``out`` lies in are held throughout: a training run is refused."""
     from .engine.rundir import writing_into
-    from .engine.trainer import read_run_config
+    from .engine.rundir import read_run_config
 
     if to not in FORMATS:
         raise SsltkError(f"unknown export format {to!r}; use one of {', '.join(FORMATS)}")

@@ -1,4 +1,5 @@
-"""The four interfaces the engine knows: Backbone, Head, Objective and Evaluator (see shared/DESIGN.md).
+"""The interfaces the engine knows: Backbone, Head, Objective and Evaluator (see shared/DESIGN.md), and the
+Logger that a run's records go to.
 
 The engine never names a method. It builds a Backbone, builds an Objective with ``in_dim=backbone.num_features``,
 asks the Objective how many views it wants and how to augment them, and calls it on each batch of views.
@@ -178,11 +179,10 @@ class Objective(nn.Module):
     def num_views(self) -> int:
         return 2
 
-    def augmentation(self, spec: DataSpec) -> Callable[..., Tensor]:
-        """The batched augmentation that makes each view; by default the relational/SimCLR recipe."""
-        from .data.recipes import ContrastiveAugment
-
-        return ContrastiveAugment().configure(spec)
+    def augmentation(self, spec: DataSpec) -> Optional[Callable[..., Tensor]]:
+        """The batched augmentation that makes each view, or None (the default) for the engine's default recipe,
+        the relational/SimCLR one (:func:`ssltk.data.recipes.objective_recipe` resolves it)."""
+        return None
 
     def view_groups(self, spec: DataSpec) -> Optional[List["ViewGroup"]]:
         """Groups of views of different sizes or recipes (multi-crop), or None, the default: one group of
@@ -249,3 +249,17 @@ class Evaluator:
         self, backbone: Backbone, data: Any, *, device: torch.device, run_dir: Optional[Path] = None
     ) -> EvalResult:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+class Logger:
+    """Base class of registered loggers. The constructor checks that the logger can run (its package is installed)
+    before any training time is spent; :meth:`start` opens it in the run directory."""
+
+    def start(self, run_dir: Path, config: Dict[str, Any], step: int) -> None:
+        """Called once before training, with the global ``step`` the run starts from (0, or a resume's)."""
+
+    def log(self, record: Dict[str, Any]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once when the run ends, also when it fails."""

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .interfaces import Logger
 from .errors import SsltkError
 
 _KEYS = ("event", "name", "epoch", "step", "time")  # what records carry besides their values
@@ -30,20 +31,6 @@ def scalars(record: Dict[str, Any]) -> Dict[str, float]:
     prefix = "/".join(str(record[k]) for k in ("event", "name") if k in record) or "record"
     return {f"{prefix}/{k}": float(v) for k, v in record.items()
             if k not in _KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-
-
-class Logger:
-    """Base class of registered loggers. The constructor checks that the logger can run (its package is installed)
-    before any training time is spent; :meth:`start` opens it in the run directory."""
-
-    def start(self, run_dir: Path, config: Dict[str, Any], step: int) -> None:
-        """Called once before training, with the global ``step`` the run starts from (0, or a resume's)."""
-
-    def log(self, record: Dict[str, Any]) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Called once when the run ends, also when it fails."""
 
 
 class CSVLogger(Logger):

@@ -221,12 +221,7 @@ def _registry(kind: str):
 
 
 def _owner(kind: str, name: str) -> Optional[str]:
-    reg = _registry(kind)
-    if name.endswith(":*"):
-        fam = reg._families.get(name[:-2])
-        return fam.source if fam is not None else None
-    entry = reg._entries.get(name)
-    return entry.source if entry is not None else None
+    return _registry(kind).source_of(name)
 
 
 def _commit(staged: List[Tuple[str, str, Any, Dict[str, Any]]], info: PluginInfo) -> Optional[str]:
@@ -255,7 +250,7 @@ def _commit(staged: List[Tuple[str, str, Any, Dict[str, Any]]], info: PluginInfo
         for kind, name in done:
             reg = _registry(kind)
             if name.endswith(":*"):
-                reg._families.pop(name[:-2], None)
+                reg.unregister_family(name[:-2])
             else:
                 reg.unregister(name)
         return f"{_one_line(exc)}; nothing of this plugin was registered"
@@ -285,11 +280,11 @@ def unknown_selected() -> List[str]:
 def reset_plugins() -> None:
     """Forget loaded plugins (tests use this after changing ``sys.path`` or ``SSLTK_PLUGINS``)."""
     for reg in list(ALL_REGISTRIES.values()) + [SUBCOMMANDS]:
-        for entry in list(reg._entries.values()):
-            if entry.source.startswith("plugin "):
-                reg.unregister(entry.name)
-        for prefix, fam in list(reg._families.items()):
-            if fam.source.startswith("plugin "):
-                del reg._families[prefix]
+        reg.drop(lambda source: source.startswith("plugin "))
     _State.pm, _State.infos, _State.unknown = None, {}, []
     importlib.invalidate_caches()  # new dist-info folders on sys.path become visible to entry_points()
+
+
+# the loader sits above the registries and fills them: every lookup loads the installed plugins first
+for _reg in list(ALL_REGISTRIES.values()) + [SUBCOMMANDS]:
+    _reg.set_loader(load_plugins)

@@ -1,11 +1,12 @@
-"""The registries of the engine, one per kind. Lookups load the installed plugins first."""
+"""The registries of the engine, one per kind: a leaf of the house that imports base classes only. The plugin loader
+(:mod:`ssltk.plugins`) sits above them and fills them: it sets itself as every registry's loader, so that a lookup
+loads the installed plugins first."""
 from __future__ import annotations
 
 from .registry import Registry
 from .data.base import DataSource
 from .data.recipes import Augmentation
-from .interfaces import Backbone, Evaluator, Head, Objective
-from .loggers import Logger
+from .interfaces import Backbone, Evaluator, Head, Logger, Objective
 
 OBJECTIVES: Registry = Registry("objective", Objective)
 BACKBONES: Registry = Registry("backbone", Backbone)
@@ -26,12 +27,3 @@ ALL_REGISTRIES = {
     "logger": LOGGERS,
 }
 
-
-def _load() -> None:
-    from .plugins import load_plugins
-
-    load_plugins()
-
-
-for _reg in list(ALL_REGISTRIES.values()) + [SUBCOMMANDS]:
-    _reg._before_lookup = _load

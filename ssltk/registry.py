@@ -86,6 +86,33 @@ class Registry(Generic[T]):
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
 
+    def unregister_family(self, prefix: str) -> None:
+        self._families.pop(prefix, None)
+
+    def drop(self, source_matches: Callable[[str], bool]) -> None:
+        """Unregister every name and family whose source matches (forgetting a loaded plugin's registrations)."""
+        for name in [n for n, e in self._entries.items() if source_matches(e.source)]:
+            del self._entries[name]
+        for prefix in [p for p, f in self._families.items() if source_matches(f.source)]:
+            del self._families[prefix]
+
+    def source_of(self, name: str) -> Optional[str]:
+        """Who registered ``name`` (``PREFIX:*`` for a family), without loading plugins; None when nobody has."""
+        if name.endswith(":*"):
+            fam = self._families.get(name[:-2])
+            return fam.source if fam is not None else None
+        entry = self._entries.get(name)
+        return entry.source if entry is not None else None
+
+    def targets(self) -> List[Any]:
+        """Every registered class or factory, names and families alike (plugins loaded first)."""
+        self._ensure_loaded()
+        return [e.target for e in self._entries.values()] + [f.target for f in self._families.values()]
+
+    def set_loader(self, loader: Optional[Callable[[], Any]]) -> None:
+        """Call ``loader()`` before every lookup (the plugin loader: it loads the installed plugins once)."""
+        self._before_lookup = loader
+
     # lookup -------------------------------------------------------------------------------------------------------
     def _ensure_loaded(self) -> None:
         if self._before_lookup is not None:

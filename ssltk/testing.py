@@ -17,6 +17,7 @@ from typing import Optional, Tuple
 
 import torch
 
+from .data.recipes import objective_recipe
 from .engine.build import build, build_objective, import_class, resolve
 from .interfaces import DataSpec, FitContext, Objective, ViewBatch
 
@@ -31,7 +32,7 @@ def make_batch(objective: Objective, batch_size: int = 4, spec: DataSpec = SMALL
     images = torch.randint(0, 256, (batch_size, spec.channels, size, size), generator=g, dtype=torch.uint8)
     labels = torch.arange(batch_size) % spec.num_classes
     k = int(objective.num_views)
-    views = objective.augmentation(spec)(images, k, g)
+    views = objective_recipe(objective, spec)(images, k, g)
     return ViewBatch(views=views, num_views=k, index=torch.arange(batch_size), labels=labels)
 
 

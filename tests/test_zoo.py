@@ -12,7 +12,7 @@ from ssltk.cli import main
 from ssltk.errors import SsltkError
 from ssltk.reproduce import load_protocols
 from ssltk.zoo import read_manifest, sha256_file
-from ssltk.zoo.report import render
+from ssltk.reproduce.report import render
 
 from test_reproduce import PROTOCOL
 

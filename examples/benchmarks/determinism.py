@@ -19,6 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
 
+from ssltk.data.recipes import objective_recipe  # noqa: E402
 from ssltk.engine.build import build, build_objective, resolve  # noqa: E402
 from ssltk.engine.trainer import deterministic_algorithms  # noqa: E402
 from ssltk.interfaces import ViewBatch  # noqa: E402
@@ -32,7 +33,7 @@ def seconds_per_step(objective: str, objective_args: dict, k: int, batch: int, s
     obj = build_objective(resolve("objective", objective, {"k": k, **objective_args}), backbone.num_features,
                           spec.num_classes)
     obj.setup(backbone, spec)
-    augment = obj.augmentation(spec)
+    augment = objective_recipe(obj, spec)
     opt = torch.optim.Adam(list(backbone.parameters()) + list(obj.parameters()), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     images = data.train.images

@@ -15,7 +15,7 @@ Images that are not JPEG, or whose header cannot be read, are decoded and croppe
 mode. On the CPU the device mode decodes in the main process with the same libjpeg-turbo and the same uint8 resize
 as the workers, so its views equal the ``workers`` mode's bit for bit (tested); it exists there to test the path, as
 it only moves work onto the one process that also trains. On CUDA, nvjpeg's inverse DCT and the float resize
-(:func:`ssltk.data.stream.resize_u8`) may move a pixel by one level against libjpeg-turbo and the uint8 resize.
+(:func:`ssltk.data.decode.resize_u8`) may move a pixel by one level against libjpeg-turbo and the uint8 resize.
 
 Whether this helps is a matter of the machine: it frees the CPU cores, and costs device time and the main process's
 time to launch one resize per view. Measure it with ``examples/benchmarks/stream.py --decode device``.
@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..errors import SsltkError
+from .decode import decode_image, exception_summary, read_full, resize_u8, unreadable
 from .records import Records
 
 
@@ -81,7 +82,6 @@ def _decode_all(chunks: List[Tensor], device: torch.device) -> List[Tuple[Option
     file no decoder reads."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from .stream import decode_image, exception_summary
 
     if not chunks:
         return []
@@ -104,7 +104,6 @@ def _decode_all(chunks: List[Tensor], device: torch.device) -> List[Tuple[Option
 def _substitute(records: Records, record: int, reason: str, skip_corrupt: bool) -> Tensor:
     """The skip_corrupt rule of the ``workers`` mode for a JPEG whose header read but whose data does not decode:
     stop naming it, or take the next readable record in dataset order (decoded on the CPU)."""
-    from .stream import read_full, unreadable
 
     unreadable(records, record, reason, skip_corrupt)
     return read_full(records, (record + 1) % len(records), True)
@@ -113,13 +112,12 @@ def _substitute(records: Records, record: int, reason: str, skip_corrupt: bool) 
 def finish_step(step: EncodedStep, sizes: Sequence[int], device: torch.device, records: Records,
                 skip_corrupt: bool) -> List[Tensor]:
     """Each group's uint8 views (views * batch, C, S, S), view-major, on ``device``: the step's JPEGs decoded there,
-    each box cropped and resized to its group's size (:func:`ssltk.data.stream.resize_u8`), and the views the worker
+    each box cropped and resized to its group's size (:func:`ssltk.data.decode.resize_u8`), and the views the worker
     made put in their places.
 
     A substitute for a corrupt JPEG (``skip_corrupt``) is cropped by its boxes scaled to its own size: the
     ``workers`` mode, which finds the file corrupt before drawing, draws them for the substitute instead.
     """
-    from .stream import resize_u8
 
     chunks = list(torch.split(step.data, step.lengths.tolist())) if len(step.lengths) else []
     images = _decode_all(chunks, device)

@@ -1,6 +1,6 @@
 """Image sets read from files: decoded once into one uint8 tensor (in memory) or kept as records to stream.
 
-Both paths hold an image through :func:`ssltk.data.stream.load_resized`, so an image streamed without a geometric
+Both paths hold an image through :func:`ssltk.data.decode.load_resized`, so an image streamed without a geometric
 recipe has exactly the pixels the in-memory tensor holds.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ from ..errors import SsltkError
 from .base import ImageSet
 from .records import IMAGE_SUFFIXES, FileRecords, Records, scan_folder  # noqa: F401  (IMAGE_SUFFIXES re-exported)
 from .headers import MAX_PIXELS
-from .stream import StreamImages, choose_stream, load_resized
+from .decode import load_resized
+from .stream import StreamImages, choose_stream
 
 
 def find_images(root: Path, classes: Optional[Sequence[str]] = None,

@@ -7,7 +7,7 @@ dataset (:meth:`Augmentation.configure`).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -279,3 +279,10 @@ class PerImageContrastive(ContrastiveAugment):
         pil = [Image.fromarray(img.permute(1, 2, 0).cpu().numpy()) for img in images]
         views = [tf(p) for _ in range(num_views) for p in pil]
         return torch.stack(views).to(images.device)
+
+
+def objective_recipe(objective: Any, spec: DataSpec) -> Augmentation:
+    """The recipe that makes ``objective``'s views: its own, or the default relational/SimCLR recipe
+    (:class:`ContrastiveAugment`, paper 000 A.5) when its :meth:`~ssltk.Objective.augmentation` says None."""
+    recipe = objective.augmentation(spec)
+    return recipe if recipe is not None else ContrastiveAugment().configure(spec)

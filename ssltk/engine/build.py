@@ -48,11 +48,8 @@ def _registered(path: str, kind: Optional[str] = None) -> Optional[type]:
     # by class path, never by import: classes registered from a script may live in a module that cannot be imported
     # by name, and an unregistered path must not be imported at all
     registries = [ALL_REGISTRIES[kind]] if kind else list(ALL_REGISTRIES.values())
-    for registry in registries:
-        registry._ensure_loaded()  # plugins register on first lookup; a fresh process may build before any lookup
-    targets = [t for registry in registries
-               for t in [e.target for e in registry._entries.values()] + [f.target for f in registry._families.values()]
-               if isinstance(t, type)]
+    # targets() loads the plugins first: they register on first lookup, and a fresh process may build before any
+    targets = [t for registry in registries for t in registry.targets() if isinstance(t, type)]
     for target in targets:
         if class_path(target) == path:
             return target

@@ -8,20 +8,27 @@
 - :func:`resume_changes` lists the options a resume would change that the run has already been trained with.
 - :func:`truncate_metrics` drops the ``metrics.jsonl`` records written after the checkpoint a run resumes from, so
   a resumed run's record equals an uninterrupted one's.
+- :func:`read_run_config` reads a run's ``config.yaml`` (checked: a file may name only registered components),
+  :func:`write_yaml` writes one atomically, :func:`checkpoint_files` lists its checkpoints.
 - :func:`read_metrics` is the one reader of ``metrics.jsonl`` for everything that looks at a run afterwards.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import yaml
+
 from ..errors import SsltkError
+from ..yaml_io import load_yaml
+from .build import check_config
+from .config import TrainerConfig
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -167,8 +174,6 @@ def resume_changes(stored: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     old_t, new_t = dict(stored.get("trainer") or {}), dict(new.get("trainer") or {})
     fixed_old = {k: v for k, v in old_t.items() if k not in RESUMABLE_TRAINER}
     fixed_new = {k: v for k, v in new_t.items() if k not in RESUMABLE_TRAINER}
-    from .trainer import TrainerConfig
-
     defaults = dataclasses.asdict(TrainerConfig())
     for key in set(fixed_new) - set(fixed_old):  # an option added to ssltk after the run started, at its default
         if fixed_new[key] == defaults.get(key):
@@ -220,8 +225,39 @@ def truncate_metrics(path: Path, epoch: int, step: int) -> None:
 
 def read_stored_config(run_dir: Path) -> Optional[Dict[str, Any]]:
     """The run's own ``config.yaml`` (checked), or None where there is none yet."""
-    from .trainer import read_run_config
-
     if not (Path(run_dir) / "config.yaml").is_file():
         return None
     return read_run_config(Path(run_dir))
+
+
+_CKPT = re.compile(r"epoch-(\d+)\.safetensors$")
+
+
+def checkpoint_files(run_dir: Path) -> List[Path]:
+    """A run's ``checkpoints/epoch-NNNN.safetensors`` files, oldest first (empty where there are none)."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def write_yaml(path: Path, data: Dict[str, Any]) -> None:
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def read_run_config(run_dir: Path) -> Dict[str, Any]:
+    """A run directory's ``config.yaml``, checked (:func:`~ssltk.engine.build.check_config`): it is a file, so it may
+    name only registered components."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise SsltkError(f"not a run directory (no config.yaml): {run_dir}")
+    try:
+        cfg = load_yaml(path.read_text(), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SsltkError(f"cannot read {path}: {exc}") from None
+    if cfg is None:
+        raise SsltkError(f"{path} is empty: the run's configuration is lost, so it cannot be resumed or evaluated")
+    return check_config(cfg, str(path))

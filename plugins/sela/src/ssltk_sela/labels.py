@@ -24,7 +24,7 @@ from .objective import SelaViews
 
 def export_labels(run_dir: Path, out: Optional[Path] = None) -> Path:
     """The (T, N) self-labels of the last checkpoint of a SeLa run, as ``labels`` in a safetensors file."""
-    from ssltk.engine.trainer import checkpoint_files, read_run_config
+    from ssltk.engine.rundir import checkpoint_files, read_run_config
 
     from ssltk.engine.rundir import writing_into
 

@@ -17,7 +17,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..errors import SsltkError
-from . import ZOO, entry_name, kept_file, read_manifest, sha256_file, write_manifest
+from ..zoo import ZOO, entry_name, kept_file, read_manifest, sha256_file, write_manifest
+from .provenance import machine_description, source_revision, trained_by, utc_stamp
+from .runs import _after_data, after_evaluations, measured
 
 #: the largest re-scoring difference that is still the evaluation's own noise (points of accuracy): on the CPU the
 #: evaluation is deterministic, so a kept file re-scored on the data it was kept with gives its number exactly
@@ -31,7 +33,6 @@ def half_precision(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 def _evaluation_key(cell: Any, ev: Dict[str, Any], transfer_root: Optional[str]) -> Tuple[str, Optional[dict]]:
     from ..engine.build import registry_name
-    from ..reproduce import _after_data
 
     data = _after_data(ev, transfer_root)
     key = ev["name"] if data is None else f"{ev['name']}@{registry_name('dataset', data['class_path'])}"
@@ -55,7 +56,6 @@ def _rescore(cell: Any, cfg: Dict[str, Any], weights: Path, budget: Any, transfe
     from ..engine.trainer import resolve_device
     from ..eval.summary import metric_value
     from ..registries import EVALUATORS
-    from ..reproduce import after_evaluations
 
     dev = resolve_device(device or "cpu")
     model = load_backbone(weights).to(dev)
@@ -113,9 +113,8 @@ def training_speed(run: Path) -> Dict[str, Any]:
 def conditions(cell: Any, run: Path, cfg: Dict[str, Any], budget: Any) -> Dict[str, Any]:
     """What a reader needs to compare the number with the paper's: budget, data, split, precision, sizes, steps."""
     from ..eval.results import read_results
-    from ..reproduce import machine_description
 
-    from ..engine.trainer import read_run_config
+    from ..engine.rundir import read_run_config
 
     # the run's own settings (it may have trained under an older protocol), the protocol's where it has no file
     trainer = read_run_config(run)["trainer"] if (run / "config.yaml").is_file() else cfg["trainer"]
@@ -147,7 +146,6 @@ def keep_run(cell: Any, seed: int, run: Path, cfg: Dict[str, Any], budget: Any, 
              transfer_root: Optional[str] = None, device: Optional[str] = None) -> Dict[str, Any]:
     """Write ``run``'s backbone in float16 under ``zoo`` and return its manifest entry (scored from that file)."""
     from ..engine.checkpoint import read_safetensors, save_safetensors
-    from ..reproduce import measured, source_revision, trained_by, utc_stamp
 
     src = run / "backbone.safetensors"
     if not src.is_file():
@@ -180,7 +178,6 @@ def keep(runs: Sequence[Tuple[Any, int, Path]], configs: Dict[Path, Dict[str, An
          log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
     """Keep every finished run of ``runs``; an entry of the same name is replaced. The manifest is written after
     each run, so an interruption loses nothing kept so far."""
-    from ..reproduce import measured
 
     zoo = Path(zoo or ZOO)
     entries = {e["name"]: e for e in read_manifest(zoo)}

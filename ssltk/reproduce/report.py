@@ -11,7 +11,9 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import ZOO, read_manifest
+from ..errors import SsltkError
+from ..zoo import ZOO, read_manifest
+from .cost import estimate_minutes, eval_minutes, training_rate, views_per_image
 
 #: a measured cell agrees with the paper within this many points (paper-targets.md)
 WITHIN = 1.5
@@ -75,8 +77,6 @@ def measured_rates(tables: Dict[str, Any], entries: List[Dict[str, Any]]) -> Dic
 
 def cpu_cost(cell: Any, rates: Dict[Tuple[str, str, str], float]) -> Tuple[float, bool]:
     """(minutes of one seed on this kind of CPU, whether the training rate was measured for this method)."""
-    from ..reproduce import estimate_minutes, eval_minutes, training_rate, views_per_image
-    from ..errors import SsltkError
 
     rate = rates.get(_method_key(cell))
     if rate is None or cell.from_run is not None:
@@ -111,7 +111,6 @@ def render(tables: Dict[str, Any], entries: List[Dict[str, Any]], zoo_label: str
             got = by_cell.get((t.name, c.id), [])
             if not got:
                 cpu, real = cpu_cost(c, rates)
-                from ..reproduce import estimate_minutes
 
                 todo.append(f"| {c.label} | {_paper(c)} | {_minutes(cpu)}{'' if real else ' (estimate)'} | "
                             f"{_minutes(estimate_minutes(c, 'gpu'))} |")
