@@ -2,8 +2,9 @@
 a classifier, an evaluator's work.
 
 ``with heartbeat("loading CIFAR-10"):`` shows a spinner with the elapsed time on a terminal; off a terminal (piped,
-in a log file, under a scheduler) it prints the phase when it starts and a line every few seconds while it lasts,
-so that no stretch of a run is silent for longer than that. ``beat.detail("batch 3/40")`` says where the phase is.
+in a log file, under a scheduler) it prints a line every few seconds while the phase lasts, so that no stretch of a
+run is silent for longer than that. A phase that ends (or fails) sooner prints nothing: bad input still gives one
+line. ``beat.detail("batch 3/40")`` says where the phase is.
 The interval is ``SSLTK_HEARTBEAT_SECONDS`` (5 by default); ``SSLTK_HEARTBEAT_SECONDS=0`` turns the lines off.
 Everything goes to standard error, which the progress bar also uses, so standard output stays the command's answer.
 """
@@ -30,8 +31,8 @@ def interval() -> float:
 
 
 class Heartbeat:
-    """A phase in progress: a line at its start and one every :func:`interval` seconds off a terminal, a spinner on
-    one. Nested phases speak through the innermost only."""
+    """A phase in progress: a line every :func:`interval` seconds off a terminal, a spinner on one. A phase inside
+    another speaks through the outermost, prefixed with its own name."""
 
     def __init__(self, what: str, enabled: bool = True, console: Optional[Console] = None):
         self.what = what
@@ -64,29 +65,29 @@ class Heartbeat:
 
     def __enter__(self) -> "Heartbeat":
         self._start = time.monotonic()
-        self._outer = getattr(_local, "beat", None)
+        stack = _stack()
+        self._outer = stack[-1] if stack else None
+        stack.append(self)
         if self._outer is not None:
             self._outer.detail(self.what)
             return self
         if not self.enabled:
             return self
-        _local.beat = self
         if self.console.is_terminal:
             self._status = self.console.status(self._line())
             self._status.start()
         else:
-            self.console.print(f"{self.what} ...", highlight=False, soft_wrap=True)
             self._thread = threading.Thread(target=self._tick, name="ssltk-heartbeat", daemon=True)
             self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        stack = _stack()
+        if self in stack:
+            stack.remove(self)
         if self._outer is not None:
             self._outer.detail("")
             return
-        if getattr(_local, "beat", None) is not self:
-            return
-        _local.beat = None
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -100,9 +101,16 @@ def heartbeat(what: str, enabled: bool = True) -> Iterator[Heartbeat]:
         yield beat
 
 
+def _stack() -> list:
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    return _local.stack
+
+
 def current() -> Optional[Heartbeat]:
-    """The phase speaking now on this thread, if any."""
-    return getattr(_local, "beat", None)
+    """The innermost phase running on this thread, if any."""
+    stack = _stack()
+    return stack[-1] if stack else None
 
 
 def say(detail: str) -> None:
