@@ -1,7 +1,10 @@
 """ssltk: a plugin-based self-supervised learning toolkit.
 
 Public API: the interfaces, the registries and their ``register_*`` decorators, ``hookimpl`` for plugins, and the
-``fit`` / ``evaluate`` entry points that the CLI also uses.
+``fit`` / ``evaluate`` entry points that the CLI also uses. Plugins build on these names, on the recipes
+(:class:`ContrastiveAugment`, :class:`CropFlipAugment`, ...), on the helpers for run directories, weights files and
+features below, and on the public modules :mod:`ssltk.numerics` (k-means, principal axes) and :mod:`ssltk.testing`;
+everything else under ``ssltk.engine``, ``ssltk.data`` and ``ssltk.eval`` may change without notice.
 """
 from __future__ import annotations
 
@@ -21,6 +24,15 @@ from .api import evaluate, fit, load_backbone, make_config
 from .engine.build import trust_class_path
 from .momentum import MomentumEncoder, cosine_momentum
 from .engine.optim import no_decay_groups
+from .data.recipes import AffineCutoutAugment, Augmentation, ContrastiveAugment, CropFlipAugment, objective_recipe
+from .data.augment import EvalTransform, normalize, to_float
+from .data.stream import pixels
+from .eval.features import eval_mode, extract_features, resolve_layer
+from .engine.build import build
+from .engine.checkpoint import read_safetensors, save_safetensors
+from .engine.rundir import checkpoint_files, read_run_config, writing_into
+from .engine.trainer import resolve_device
+from . import numerics
 
 
 def register_objective(name: str, **defaults):
@@ -66,5 +78,8 @@ __all__ = [
     "Registry", "SsltkError", "TrainerConfig", "UnknownNameError", "ViewBatch", "ViewGroup", "create_backbone", "create_objective",
     "evaluate", "fit", "hookimpl", "list_backbones", "list_objectives", "load_backbone", "make_config",
     "register_backbone", "register_dataset", "register_evaluator", "register_head", "register_objective",
-    "trust_class_path",
+    "trust_class_path", "AffineCutoutAugment", "Augmentation", "ContrastiveAugment", "CropFlipAugment",
+    "objective_recipe", "EvalTransform", "normalize", "to_float", "pixels", "eval_mode", "extract_features", "resolve_layer", "build",
+    "read_safetensors", "save_safetensors", "checkpoint_files", "read_run_config", "writing_into", "resolve_device",
+    "numerics",
 ]

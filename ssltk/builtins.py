@@ -65,13 +65,11 @@ def ssltk_register_evaluators(register):
 
 @hookimpl
 def ssltk_register_augmentations(register):
-    from .data.recipes import (AffineCutoutAugment, ContrastiveAugment, CropFlipAugment, PerImageContrastive,
-                               RotationAugment, SelaAugment)
+    from .data.recipes import AffineCutoutAugment, ContrastiveAugment, CropFlipAugment, PerImageContrastive
 
+    # SeLa's and RotationNet's recipes are registered by their plugins (sela, baselines)
     register("contrastive", ContrastiveAugment)
-    register("sela", SelaAugment)
     register("crop-flip", CropFlipAugment)
-    register("rotation", RotationAugment)
     register("affine-cutout", AffineCutoutAugment)
     register("per-image-contrastive", PerImageContrastive)
 

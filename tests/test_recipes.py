@@ -9,8 +9,9 @@ import torchvision.transforms.v2.functional as TF
 
 import ssltk
 from ssltk.data.augment import affine, affine_matrices, crop_boxes, resized_crop
-from ssltk.data.recipes import (AffineCutoutAugment, ContrastiveAugment, CropFlipAugment, RotationAugment,
-                                SelaAugment)
+from ssltk.data.recipes import AffineCutoutAugment, ContrastiveAugment, CropFlipAugment
+from ssltk_baselines.rotation import RotationAugment  # the recipes of one method each live in its plugin
+from ssltk_sela.recipes import SelaAugment
 from ssltk.interfaces import DataSpec
 
 SPEC = DataSpec(image_size=32, channels=3, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), num_classes=10)

@@ -142,18 +142,6 @@ def _gray_normalize_into(x: Tensor, gmask: Optional[Tensor], mean: Sequence[floa
     return out.copy_(normalize(x, mean, std))
 
 
-class SelaAugment(ContrastiveAugment):
-    """SeLa's CIFAR/SVHN recipe (paper 004, appendix A.1, after Huang et al. 2019): RandomResizedCrop(scale
-    0.2-1) -> ColorJitter(0.4, 0.4, 0.4, 0.4) always -> Grayscale p 0.2 -> HFlip 0.5 -> normalise."""
-
-    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
-                 std: Optional[Sequence[float]] = None, scale: Tuple[float, float] = (0.2, 1.0),
-                 jitter: Tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.4), jitter_p: float = 1.0,
-                 gray_p: float = 0.2, flip_p: float = 0.5):
-        super().__init__(size, mean, std, scale=scale, flip_p=flip_p, jitter=jitter, jitter_p=jitter_p,
-                         gray_p=gray_p)
-
-
 class CropFlipAugment(Augmentation):
     """The supervised baseline's recipe (paper 000, A.5): RandomCrop(size, padding 4, zero fill) -> HFlip 0.5 ->
     normalise. Integer shifts make the batched crop an exact copy of torchvision's."""
@@ -175,40 +163,6 @@ class CropFlipAugment(Augmentation):
         flip = torch.rand(n, generator=g, device=dev) < self.flip_p
         x = resized_crop(x, torch.stack([top, left, side, side], 1), s, flip)
         return normalize(x, self.mean, self.std)
-
-
-class RotationAugment(Augmentation):
-    """RotationNet's views (Gidaris et al. 2018; paper 000, A.5): view k is rotated by (k mod 4) * 90 degrees, so
-    K = 4 gives the 0/90/180/270 expansion and the rotation label of a view is its index mod 4.
-
-    ``base`` is what happens before the rotation: ``none`` (the image as it is), ``crop_flip`` (random crop with
-    padding 4 and a flip: the benchmark's recipe for RotationNet, ``datamanager.py``). With ``shared: true`` one
-    base augmentation per image is rotated four ways, as the authors' ``_data_augmentation`` does; with
-    ``shared: false`` each view has its own."""
-
-    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
-                 std: Optional[Sequence[float]] = None, base: str = "crop_flip", shared: bool = True):
-        super().__init__(size, mean, std)
-        if base not in ("none", "crop_flip"):
-            raise ValueError(f"unknown rotation base {base!r}; use none or crop_flip")
-        self.base, self.shared = base, shared
-
-    def __call__(self, images: Tensor, num_views: int = 4, generator: Optional[torch.Generator] = None) -> Tensor:
-        self._check()
-        made = 1 if self.shared else num_views
-        if self.base == "crop_flip":
-            views = CropFlipAugment(self.size, self.mean, self.std)(images, made, generator)
-        else:
-            x = to_float(images)
-            if x.shape[-1] != self.size:
-                x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
-                                                    align_corners=False)
-            views = normalize(x, self.mean, self.std).repeat(made, 1, 1, 1)
-        if self.shared:
-            views = views.repeat(num_views, 1, 1, 1)
-        b = images.shape[0]
-        blocks = [torch.rot90(views[k * b : (k + 1) * b], k % 4, dims=(2, 3)) for k in range(num_views)]
-        return torch.cat(blocks, 0)
 
 
 class AffineCutoutAugment(Augmentation):

@@ -9,7 +9,7 @@ more than ``chunk`` x N_train floats at once.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -18,29 +18,10 @@ from torch import Tensor
 from ..errors import SsltkError, check_at_least
 from ..data.base import num_classes as count_classes
 from ..interfaces import Backbone, EvalResult, Evaluator
+from ..numerics import pca_project, principal_axes  # noqa: F401  (principal_axes: its name here before)
 from .features import extract_features
 from .linear import topk_accuracy
 from .results import write_results
-
-
-def principal_axes(x: Tensor, dim: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """Mean (1, D), the top ``dim`` principal directions (D, dim) and their variances (dim,) of the rows of ``x``,
-    from the eigendecomposition of the D x D covariance in float64 (cheap for the feature sizes here)."""
-    xd = x.double()
-    mean = xd.mean(0, keepdim=True)
-    cov = (xd - mean).T @ (xd - mean) / max(x.shape[0] - 1, 1)
-    evals, evecs = torch.linalg.eigh(cov)
-    order = evals.argsort(descending=True)[: min(dim, x.shape[1])]
-    return mean, evecs[:, order], evals[order].clamp_min(0)
-
-
-def pca_project(train: Tensor, test: Tensor, dim: int) -> Tuple[Tensor, Tensor]:
-    """Both feature sets projected on the top ``dim`` principal directions of the (centred) training features."""
-    if dim >= train.shape[1]:
-        return train, test
-    mean, basis, _ = principal_axes(train, dim)
-    mean, basis = mean.to(train.dtype), basis.to(train.dtype)
-    return (train - mean) @ basis, (test - mean) @ basis
 
 
 def knn_predict(train: Tensor, train_labels: Tensor, test: Tensor, num_classes: int, k: int = 50,

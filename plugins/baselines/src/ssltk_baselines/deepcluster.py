@@ -22,11 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssltk import DataSpec, FitContext, Objective, ObjectiveOutput, ViewBatch
-from ssltk.data.recipes import CropFlipAugment
+from ssltk import CropFlipAugment, DataSpec, FitContext, Objective, ObjectiveOutput, ViewBatch
 from ssltk.distributed import broadcast_tensor, world
-from ssltk.eval.clustering import kmeans
-from ssltk.eval.knn import principal_axes
+from ssltk.numerics import kmeans, principal_axes
 
 
 def pca_whiten(x: Tensor, dim: int, eps: float = 1e-5) -> Tensor:

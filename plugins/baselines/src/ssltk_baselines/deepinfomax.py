@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ssltk import DataSpec, Objective, ObjectiveOutput, ViewBatch
-from ssltk.data.recipes import CropFlipAugment
+from ssltk import CropFlipAugment, DataSpec, Objective, ObjectiveOutput, ViewBatch
+
+from .jsd import jsd_mi
 
 
 class LocalCritic(nn.Module):
@@ -56,11 +57,6 @@ class LocalCritic(nn.Module):
         g = F.linear(y, w_global, self.first.bias)[:, None, None, :]
         m = F.linear(local.permute(0, 2, 3, 1), w_local)
         return [self.rest(m.roll(s, dims=0) + g).squeeze(-1) for s in shifts]
-
-
-def jsd_mi(pos: Tensor, neg: Tensor) -> Tensor:
-    """Jensen-Shannon MI estimate (DIM eq. 4, softplus form): E_pos[-softplus(-T)] - E_neg[softplus(T)]."""
-    return (-F.softplus(-pos)).mean() - F.softplus(neg).mean()
 
 
 POOLS = (nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -98,7 +94,7 @@ class DeepInfoMaxObjective(Objective):
     def _hook(self, backbone: nn.Module) -> None:
         if self._hooked == id(backbone):
             return
-        from ssltk.eval.features import resolve_layer
+        from ssltk import resolve_layer
 
         layers = dict(getattr(backbone, "probe_layers", dict)())
         name = self.local_layer or next(iter(layers), None)
@@ -117,7 +113,7 @@ class DeepInfoMaxObjective(Objective):
         if self.critic is not None:
             return
         self._hook(backbone)
-        from ssltk.eval.features import eval_mode
+        from ssltk import eval_mode
 
         param = next(backbone.parameters())
         with eval_mode(backbone), torch.no_grad():

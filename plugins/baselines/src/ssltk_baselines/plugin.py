@@ -17,3 +17,10 @@ def ssltk_register_objectives(register):
     register("rotationnet", RotationObjective)
     register("deepcluster", DeepClusterObjective)
     register("deepinfomax", DeepInfoMaxObjective)
+
+
+@hookimpl
+def ssltk_register_augmentations(register):
+    from .rotation import RotationAugment
+
+    register("rotation", RotationAugment)

@@ -17,12 +17,14 @@ Linear(D, 4), cross-entropy, Adam 1e-3.
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssltk import DataSpec, Objective, ObjectiveOutput, ViewBatch
-from ssltk.data.recipes import ContrastiveAugment, RotationAugment
+from ssltk import Augmentation, ContrastiveAugment, CropFlipAugment, normalize, to_float
 
 MODES = ("all", "random")
 
@@ -36,6 +38,40 @@ def rotate_each(views: Tensor, quarter_turns: Tensor) -> Tensor:
             out[sel] = torch.rot90(views[sel], r, dims=(2, 3))
     return out
 
+
+
+class RotationAugment(Augmentation):
+    """RotationNet's views (Gidaris et al. 2018; paper 000, A.5): view k is rotated by (k mod 4) * 90 degrees, so
+    K = 4 gives the 0/90/180/270 expansion and the rotation label of a view is its index mod 4.
+
+    ``base`` is what happens before the rotation: ``none`` (the image as it is), ``crop_flip`` (random crop with
+    padding 4 and a flip: the benchmark's recipe for RotationNet, ``datamanager.py``). With ``shared: true`` one
+    base augmentation per image is rotated four ways, as the authors' ``_data_augmentation`` does; with
+    ``shared: false`` each view has its own."""
+
+    def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, base: str = "crop_flip", shared: bool = True):
+        super().__init__(size, mean, std)
+        if base not in ("none", "crop_flip"):
+            raise ValueError(f"unknown rotation base {base!r}; use none or crop_flip")
+        self.base, self.shared = base, shared
+
+    def __call__(self, images: Tensor, num_views: int = 4, generator: Optional[torch.Generator] = None) -> Tensor:
+        self._check()
+        made = 1 if self.shared else num_views
+        if self.base == "crop_flip":
+            views = CropFlipAugment(self.size, self.mean, self.std)(images, made, generator)
+        else:
+            x = to_float(images)
+            if x.shape[-1] != self.size:
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                                                    align_corners=False)
+            views = normalize(x, self.mean, self.std).repeat(made, 1, 1, 1)
+        if self.shared:
+            views = views.repeat(num_views, 1, 1, 1)
+        b = images.shape[0]
+        blocks = [torch.rot90(views[k * b : (k + 1) * b], k % 4, dims=(2, 3)) for k in range(num_views)]
+        return torch.cat(blocks, 0)
 
 class RotationObjective(Objective):
     """Predict which of four rotations was applied (Gidaris et al. 2018; paper 000, A.5 and B.6)."""

@@ -12,8 +12,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import nn
 
-from ssltk import DataSpec, Objective, ObjectiveOutput, ViewBatch
-from ssltk.data.recipes import CropFlipAugment
+from ssltk import CropFlipAugment, DataSpec, Objective, ObjectiveOutput, ViewBatch
 
 
 class SupervisedObjective(Objective):

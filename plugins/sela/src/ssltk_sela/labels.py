@@ -24,9 +24,9 @@ from .objective import SelaViews
 
 def export_labels(run_dir: Path, out: Optional[Path] = None) -> Path:
     """The (T, N) self-labels of the last checkpoint of a SeLa run, as ``labels`` in a safetensors file."""
-    from ssltk.engine.rundir import checkpoint_files, read_run_config
+    from ssltk import checkpoint_files, read_run_config
 
-    from ssltk.engine.rundir import writing_into
+    from ssltk import writing_into
 
     cfg = read_run_config(run_dir)
     out = out or run_dir / "self_labels.safetensors"
@@ -37,7 +37,7 @@ def export_labels(run_dir: Path, out: Optional[Path] = None) -> Path:
 
 
 def _export(run_dir: Path, cfg: dict, ckpts: list, out: Path) -> Path:
-    from ssltk.engine.checkpoint import read_safetensors, save_safetensors
+    from ssltk import read_safetensors, save_safetensors
 
     if not ckpts:
         raise SsltkError(f"{run_dir} has no checkpoint to take the labels from")
@@ -52,7 +52,7 @@ def _export(run_dir: Path, cfg: dict, ckpts: list, out: Path) -> Path:
 
 def load_label_file(path: Path) -> Tensor:
     """The (T, N) labels of a label file, or of a SeLa run folder (exported on first use)."""
-    from ssltk.engine.checkpoint import read_safetensors
+    from ssltk import read_safetensors
 
     path = Path(path)
     if path.is_dir():

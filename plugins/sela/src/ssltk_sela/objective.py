@@ -36,11 +36,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssltk import DataSpec, FitContext, Objective, ObjectiveOutput, ViewBatch
-from ssltk.data.recipes import SelaAugment
 
 from ssltk.distributed import all_gather_uneven, broadcast_tensor
 
 from .sinkhorn import head_scaled_log_probs, sinkhorn_log
+from .recipes import SelaAugment
 
 #: precisions the features of the label step may be held in
 FEATURE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -154,7 +154,7 @@ class SelaObjective(SelaViews):
                 new.append(self.labels[t])
                 continue
             if self.label_step == "kmeans":
-                from ssltk.eval.clustering import kmeans
+                from ssltk.numerics import kmeans
 
                 labels, _, _ = kmeans(F.normalize(features.float(), dim=1), self.clusters,
                                       seed=int(self.steps_done) * 1000 + t)

@@ -12,6 +12,13 @@ def ssltk_register_objectives(register):
 
 
 @hookimpl
+def ssltk_register_augmentations(register):
+    from .recipes import SelaAugment
+
+    register("sela", SelaAugment)
+
+
+@hookimpl
 def ssltk_add_subcommands(register):
     from .labels import main
 

@@ -20,13 +20,7 @@ from typing import Dict, Optional
 import torch
 
 from ssltk.api import load_backbone
-from ssltk.data.augment import EvalTransform
-from ssltk.data.stream import pixels
-from ssltk.engine.build import build
-from ssltk.engine.checkpoint import save_safetensors
-from ssltk.engine.rundir import read_run_config
-from ssltk.engine.trainer import resolve_device
-from ssltk.engine.rundir import writing_into
+from ssltk import EvalTransform, build, pixels, read_run_config, resolve_device, save_safetensors, writing_into
 from ssltk.errors import SsltkError
 
 
