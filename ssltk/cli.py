@@ -165,9 +165,35 @@ def _condense(message: str, parser) -> str:
         opt = re.search(r"Option '([^']+)' is not accepted", detail)
         key = re.search(r'Parser key "([^"]+)"', head)
         if opt and key:
-            return f"--{key.group(1)}.{opt.group(1)} is not an option of the chosen {key.group(1)} (see --help)"
+            return _unknown_component_option(key.group(1), opt.group(1), message)
         return f"{head}: {detail}"
     return " ".join(lines[:2])
+
+
+def _unknown_component_option(group: str, option: str, message: str) -> str:
+    """One line for ``--objective.kk``: the closest option of the chosen class, its options, and where to see them."""
+    import inspect
+
+    from .engine.build import import_class, registry_name
+
+    chosen = re.search(r"given class_path '([^']+)'", message)
+    if chosen is None:
+        return f"--{group}.{option} is not an option of the chosen {group} (see --help)"
+    try:
+        cls = import_class(chosen.group(1))
+        params = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "in_dim", "num_classes")
+                  and not n.startswith("_")]
+        params = [n for n in params if inspect.signature(cls.__init__).parameters[n].kind not in
+                  (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+        kind = {"data": "dataset", "augment": "augmentation"}.get(group, group)
+        name = registry_name(kind, chosen.group(1))
+    except Exception:  # an unimportable class: the plain message
+        return f"--{group}.{option} is not an option of the chosen {group} (see --help)"
+    close = difflib.get_close_matches(option, params, n=1, cutoff=0.5)
+    hint = f"; did you mean --{group}.{close[0]}?" if close else ""
+    listed = ", ".join(params) if params else "none"
+    return (f"--{group}.{option} is not an option of {group} {name!r}{hint} Its options: {listed} "
+            f"(ssltk fit --{group}.help {name} describes them)")
 
 
 def _has_option(argv: Sequence[str], opt: str) -> bool:
