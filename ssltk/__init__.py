@@ -31,7 +31,7 @@ from .eval.features import eval_mode, extract_features, resolve_layer
 from .engine.build import build
 from .engine.checkpoint import read_safetensors, save_safetensors
 from .engine.rundir import checkpoint_files, read_run_config, writing_into
-from .engine.trainer import resolve_device
+from .engine.process import resolve_device
 from . import numerics
 
 

@@ -13,7 +13,8 @@ from .engine.heartbeat import heartbeat
 from .engine.rundir import RunLock
 from .engine.config import EvalConfig, TrainerConfig
 from .engine.rundir import read_run_config
-from .engine.trainer import FitResult, Trainer, resolve_device
+from .engine.process import resolve_device
+from .engine.trainer import FitResult, Trainer
 from .errors import SsltkError
 from .interfaces import EvalResult
 from .registries import EVALUATORS

@@ -21,7 +21,7 @@ from _common import report  # noqa: E402
 
 from ssltk.data.recipes import objective_recipe  # noqa: E402
 from ssltk.engine.build import build, build_objective, resolve  # noqa: E402
-from ssltk.engine.trainer import deterministic_algorithms  # noqa: E402
+from ssltk.engine.process import deterministic_algorithms  # noqa: E402
 from ssltk.interfaces import ViewBatch  # noqa: E402
 
 

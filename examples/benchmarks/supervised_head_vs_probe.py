@@ -22,7 +22,7 @@ def head_and_probe(run: Path) -> dict:
     import torch
 
     from ssltk.engine.checkpoint import read_safetensors
-    from ssltk.engine.trainer import checkpoint_files
+    from ssltk.engine.rundir import checkpoint_files
     from ssltk.eval.features import extract_features
     from ssltk.eval.linear import topk_accuracy
 

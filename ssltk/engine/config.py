@@ -4,6 +4,7 @@ Plain dataclasses that the command line, ``ssltk.fit`` and a run's ``config.yaml
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
@@ -167,3 +168,16 @@ class EvalConfig:
 def _one_of(cfg: Any, name: str, choices: tuple, prefix: str = "trainer") -> None:
     if getattr(cfg, name) not in choices:
         raise SsltkError(f"--{prefix}.{name} must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}")
+
+
+def from_mapping(cls: type, values: Any, section: str) -> Any:
+    """``cls`` (:class:`TrainerConfig` or :class:`EvalConfig`) from a config section, unknown options named."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise SsltkError(f"{section} must be a mapping of options, got {values!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SsltkError(f"unknown {section} option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    return cls(**values)

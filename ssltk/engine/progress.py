@@ -6,7 +6,9 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
+
+import torch
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -112,3 +114,30 @@ class TrainProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class EpochMeter:
+    """Running sums of an epoch, kept on the device (reading them every step would synchronise a GPU each step)."""
+
+    def __init__(self, device: torch.device):
+        self.loss_sum = torch.zeros((), device=device)
+        self.logs_sum: Dict[str, torch.Tensor] = {}
+        self.device = device
+        self.seen = 0
+        self.t_epoch = self.t_mark = time.perf_counter()
+        self.views_mark = 0
+
+    def add(self, loss: torch.Tensor, logs: Dict[str, Any], views: int) -> None:
+        self.seen += views
+        self.loss_sum += loss.detach()
+        for key, val in logs.items():
+            val = torch.as_tensor(val, device=self.device).detach().float()
+            # a copy: under CUDA graphs the step's outputs are overwritten by the next replay
+            self.logs_sum[key] = self.logs_sum[key] + val if key in self.logs_sum else val.clone()
+
+    def rate_since_mark(self) -> float:
+        """Views per second since the last report, which becomes the new mark."""
+        now = time.perf_counter()
+        vps = (self.seen - self.views_mark) / max(now - self.t_mark, 1e-9)
+        self.t_mark, self.views_mark = now, self.seen
+        return vps

@@ -28,6 +28,7 @@ import yaml
 from ..errors import SsltkError
 from ..yaml_io import load_yaml
 from .build import check_config
+from .checkpoint import load_training_state, save_training_state
 from .config import TrainerConfig
 
 try:  # POSIX; elsewhere runs are not locked
@@ -261,3 +262,53 @@ def read_run_config(run_dir: Path) -> Dict[str, Any]:
     if cfg is None:
         raise SsltkError(f"{path} is empty: the run's configuration is lost, so it cannot be resumed or evaluated")
     return check_config(cfg, str(path))
+
+
+def claim_run_dir(run_dir: Path, config: Dict[str, Any], resume: bool, overwrite: bool, rank: int,
+                  broadcast) -> Optional[Dict[str, Any]]:
+    """Rank 0 checks the directory before writing anything (a resume may not change what the run was trained with;
+    a new run may not silently replace one); every rank learns the verdict through ``broadcast``. The stored
+    configuration of a resumed run, else None."""
+    error, stored = None, None
+    if rank == 0:
+        try:
+            if resume:
+                stored = read_stored_config(run_dir)
+                if stored is None:
+                    raise SsltkError(f"not a run directory (no config.yaml): {run_dir}")
+                changes = resume_changes(stored, config)
+                if changes:
+                    raise SsltkError(f"a resume cannot change what {run_dir} was trained with: "
+                                     f"{'; '.join(changes)} (start a new run instead)")
+            else:
+                check_new_run(run_dir, overwrite)
+            remove_stale_temporaries(run_dir)
+        except SsltkError as exc:
+            error = str(exc)
+    error = broadcast(error)
+    if error:
+        raise SsltkError(error)
+    return stored
+
+
+def save_epoch_checkpoint(run_dir: Path, path: Path, modules: Dict[str, Any], optimizer: Any, meta: Dict[str, Any],
+                          keep: int) -> Path:
+    """A training checkpoint written atomically, then all but the newest ``keep`` removed. A write that fails (a
+    full disk) names the intact earlier checkpoint and the resume command."""
+    try:
+        save_training_state(path, modules, optimizer, None, meta)
+    except SsltkError as exc:
+        kept = checkpoint_files(run_dir)
+        last = f"the last checkpoint, {kept[-1].name}, is intact" if kept else "no earlier checkpoint exists"
+        raise SsltkError(f"{exc}; {last}: free space, then resume with `ssltk fit --resume {run_dir}`") from None
+    for old in checkpoint_files(run_dir)[: -max(1, keep)]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def restore_latest(run_dir: Path, modules: Dict[str, Any], optimizer: Any) -> Optional[Dict[str, Any]]:
+    """The newest checkpoint's state loaded into ``modules`` and ``optimizer``; its metadata, or None without one."""
+    ckpts = checkpoint_files(run_dir)
+    if not ckpts:
+        return None
+    return load_training_state(ckpts[-1], modules, optimizer, None)

@@ -15,82 +15,39 @@ Only rank 0 writes the run directory.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as _dt
 import math
-import signal
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 from torch import nn
 
 from .. import distributed as dist_util
 from ..errors import Interrupted, SsltkError, warn
-from ..data.device_decode import check_device_decode
 from ..data.recipes import objective_recipe
-from ..data.stream import StreamGroup, StreamImages, epoch_batches
 from ..interfaces import FitContext, ObjectiveOutput, ViewBatch, ViewGroup
 from .build import build, build_objective, import_class, registry_name, registry_source
-from .checkpoint import load_training_state, save_backbone, save_training_state
+from .checkpoint import save_backbone
 from .precision import amp_enabled, autocast
 from .optim import LRSchedule, build_optimizer, collect_groups
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from ..loggers import create_loggers
 from .preflight import check_backbone_input
 from .heartbeat import heartbeat
-from .progress import MetricsLog, TrainProgress
+from .progress import EpochMeter, MetricsLog, TrainProgress
+from .step import FitResult, TrainStep, epoch_seed
 from .time_limit import TimeLimit
-from .config import EvalConfig, TrainerConfig
-from .rundir import (RunLock, checkpoint_files, check_new_run, read_stored_config, remove_stale_temporaries,
-                     resume_changes, truncate_metrics, write_yaml)
-from .rundir import read_run_config  # noqa: F401  (its home before 0.2; code written against it keeps working)
-
-
-@dataclass
-class FitResult:
-    run_dir: Path
-    backbone: nn.Module
-    objective: nn.Module
-    metrics: Dict[str, Any] = field(default_factory=dict)
-    rank: int = 0  # the process's rank under torchrun: only rank 0 reports
-    #: the epoch a fit stopped after at ``--trainer.max_time`` (its checkpoint saved; resume continues it), or None
-    stopped_at_epoch: Optional[int] = None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise SsltkError(f"bad device {name!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SsltkError(f"device {name!r} requested but CUDA is not available; use --trainer.device cpu or auto")
-    if dev.type not in ("cpu", "cuda"):
-        backend = getattr(torch.backends, dev.type, None)
-        if backend is None or not getattr(backend, "is_available", lambda: False)():
-            raise SsltkError(f"device {name!r} is not available on this machine (PyTorch {torch.__version__}); use "
-                             "--trainer.device cpu, cuda or auto")
-    return dev
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63 - 1)
-
-
-class TrainStep(nn.Module):
-    """Backbone plus objective as one module: the unit a DDP wrapper would hold."""
-
-    def __init__(self, backbone: nn.Module, objective: nn.Module):
-        super().__init__()
-        self.backbone, self.objective = backbone, objective
-
-    def forward(self, batch: ViewBatch) -> ObjectiveOutput:
-        return self.objective(batch, self.backbone)
+from .batches import TrainFeatures, ViewSource, rank_seed
+from .config import EvalConfig, TrainerConfig, from_mapping
+from .monitors import KNNMonitor, ProbeMonitor
+from .process import deterministic_algorithms, resolve_device, terminate_as_interrupt
+from .rundir import (RunLock, checkpoint_files, claim_run_dir, restore_latest, save_epoch_checkpoint,
+                     truncate_metrics, write_yaml)
+# their homes before 0.2; code written against them keeps working
+from .batches import HostBatches  # noqa: F401
+from .rundir import read_run_config  # noqa: F401
 
 
 class Trainer:
@@ -98,8 +55,8 @@ class Trainer:
 
     def __init__(self, config: Dict[str, Any], resume: bool = False, overwrite: bool = False):
         self.config = config
-        self.cfg = _make(TrainerConfig, config.get("trainer"), "trainer")
-        self.eval_cfg = _make(EvalConfig, config.get("evaluate"), "evaluate")
+        self.cfg = from_mapping(TrainerConfig, config.get("trainer"), "trainer")
+        self.eval_cfg = from_mapping(EvalConfig, config.get("evaluate"), "evaluate")
         self.resume, self.overwrite = resume, overwrite
         objective_cls = import_class(config["objective"]["class_path"], kind="objective")
         if self.cfg.epochs < 1 and getattr(objective_cls, "trains", True):
@@ -125,17 +82,26 @@ class Trainer:
         return Path("runs") / f"{name}-{stamp}"
 
     def _build(self) -> None:
-        cfg = self.cfg
-        torch.manual_seed(cfg.seed)
-        data_name = registry_name("dataset", self.config["data"]["class_path"])
-        with heartbeat(f"loading {data_name}", enabled=cfg.progress and self.rank == 0):
-            self.data = build(self.config["data"])
-            train = self.data.train
-            self.spec = self.data.spec()
+        """Data, model, views and optimizer, in that order; every attribute of a fit is set here or in __init__."""
+        torch.manual_seed(self.cfg.seed)
+        self._build_data()
         self._check_before_training()
         # reseed after loading: decoding image folders through DataLoader workers draws from the global generator,
         # and the initial weights must be those of the seed alone (the random-weights baseline rebuilds them)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(self.cfg.seed)
+        self._build_model()
+        self._build_views()
+        self._build_optimizer()
+
+    def _build_data(self) -> None:
+        data_name = registry_name("dataset", self.config["data"]["class_path"])
+        with heartbeat(f"loading {data_name}", enabled=self.cfg.progress and self.rank == 0):
+            self.data = build(self.config["data"])
+            self.train_set = self.data.train
+            self.spec = self.data.spec()
+
+    def _build_model(self) -> None:
+        cfg = self.cfg
         self.backbone = build(self.config["backbone"])
         if not hasattr(self.backbone, "num_features"):
             raise SsltkError(f"backbone {type(self.backbone).__name__} has no num_features")
@@ -165,6 +131,10 @@ class Trainer:
             torch._dynamo.reset()
         self._forward = (torch.compile(wrapped, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
                          if cfg.compile else wrapped)
+        self._compiled_ok = False
+
+    def _build_views(self) -> None:
+        cfg = self.cfg
         if self.config.get("augment"):  # a recipe chosen by the user overrides the objective's own
             self.augment = build(self.config["augment"]).configure(self.spec)
         else:
@@ -178,27 +148,19 @@ class Trainer:
         self.groups: List[ViewGroup] = groups
         for g in groups:
             g.augmentation.compiled = bool(cfg.compile_augment)
-        self.streaming = isinstance(train.images, StreamImages)
-        if self.streaming:  # decoded by workers a batch at a time; the geometric half of each recipe runs there
-            self.images = train.images
-            self.stream_groups = [StreamGroup(g.num_views, g.augmentation.geometry(), self.spec.image_size)
-                                  for g in groups]
-            if cfg.stream_decode == "device":
-                check_device_decode(self.device)
-        elif cfg.stream_decode == "device":
-            raise SsltkError("--trainer.stream_decode device decodes streamed images, but this training set is held "
-                             "in memory (decoded once when loaded): pass --data.stream true, or leave it at workers")
-        else:
-            self.images = train.images.to(self.device) if cfg.data_on_device else train.images
-            self.batches = HostBatches(self.images, self.device, cfg.batch_size // max(self.world_size, 1))
-        self.labels = train.labels.to(self.device)
         if cfg.batch_size % self.world_size:
             raise SsltkError(f"batch size {cfg.batch_size} (the global batch) does not split over "
                              f"{self.world_size} processes; use a multiple of {self.world_size}")
-        self.local_batch = cfg.batch_size // self.world_size
-        self.steps_per_epoch = len(train) // cfg.batch_size
+        self.views = ViewSource(self.train_set, groups, self.spec.image_size, cfg, self.device, self.rank,
+                                self.world_size)
+        self.images = self.views.images
+        self.labels = self.train_set.labels.to(self.device)
+        self.steps_per_epoch = len(self.train_set) // cfg.batch_size
         if self.steps_per_epoch == 0:
-            raise SsltkError(f"batch size {cfg.batch_size} is larger than the {len(train)} training images")
+            raise SsltkError(f"batch size {cfg.batch_size} is larger than the {len(self.train_set)} training images")
+
+    def _build_optimizer(self) -> None:
+        cfg = self.cfg
         self.params = [p for p in self.step_module.parameters() if p.requires_grad]
         groups = collect_groups(self.objective.param_groups(self.backbone), self.params,
                                 type(self.objective).__name__)
@@ -228,34 +190,16 @@ class Trainer:
                  "diverge")
 
     def context(self) -> FitContext:
-        def whole_train_features(backbone: Optional[nn.Module] = None, gather: bool = True, augment: bool = False,
-                                 seed: int = 0) -> torch.Tensor:
-            from ..eval.features import extract_features
-
-            images = self.images
-            if augment:  # one view of every image through the objective's own recipe, the same for any sharding
-                from ..eval.features import augmented_features
-
-                start, stop = dist_util.shard_bounds(len(images)) if self.world_size > 1 else (0, len(images))
-                own = augmented_features(backbone or self.backbone, images, self.groups[0].augmentation, seed,
-                                         self.device, start, stop, amp=self.cfg.amp)
-                if gather and self.world_size > 1:
-                    return dist_util.all_gather_uneven(own.to(self.device)).cpu()
-                return own
-            if not gather:
-                start, stop = dist_util.shard_bounds(len(images))
-                images = images[start:stop]
-            with dist_util.sharded_passes() if gather else contextlib.nullcontext():
-                return extract_features(backbone or self.backbone, images, self.spec.mean, self.spec.std,
-                                        self.device, amp=self.cfg.amp)
-
+        """What an objective's whole-dataset passes (DeepCluster's clustering, SeLa's labels) may use of the fit."""
         def reset_optimizer_state(params) -> None:
             for p in params:
                 self.optimizer.state.pop(p, None)
 
+        features = TrainFeatures(self.images, self.backbone, self.groups[0].augmentation, self.spec, self.device,
+                                 self.world_size, self.cfg.amp)
         return FitContext(num_train=len(self.labels), num_classes=self.spec.num_classes, seed=self.cfg.seed,
                           device=self.device, epochs=self.cfg.epochs, steps_per_epoch=self.steps_per_epoch,
-                          train_labels=self.labels, extract_features=whole_train_features, data_spec=self.spec,
+                          train_labels=self.labels, extract_features=features, data_spec=self.spec,
                           rank=self.rank, world_size=self.world_size, reset_optimizer_state=reset_optimizer_state)
 
     # checkpoints ----------------------------------------------------------------------------------------------------
@@ -266,26 +210,16 @@ class Trainer:
         return self.run_dir / "checkpoints" / f"epoch-{epoch:04d}.safetensors"
 
     def _save(self, epoch: int, step: int) -> Path:
-        path = self._ckpt_path(epoch)
         meta = {"epoch": epoch, "global_step": step, "seed": self.cfg.seed}
         if self.scaler.is_enabled():
             meta["grad_scaler"] = self.scaler.state_dict()
-        try:
-            save_training_state(path, self._modules(), self.optimizer, None, meta)
-        except SsltkError as exc:
-            kept = checkpoint_files(self.run_dir)
-            last = f"the last checkpoint, {kept[-1].name}, is intact" if kept else "no earlier checkpoint exists"
-            raise SsltkError(f"{exc}; {last}: free space, then resume with `ssltk fit --resume {self.run_dir}`") \
-                from None
-        for old in checkpoint_files(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
-            old.unlink(missing_ok=True)
-        return path
+        return save_epoch_checkpoint(self.run_dir, self._ckpt_path(epoch), self._modules(), self.optimizer, meta,
+                                     self.cfg.keep_checkpoints)
 
     def _restore(self) -> int:
-        ckpts = checkpoint_files(self.run_dir)
-        if not ckpts:
+        meta = restore_latest(self.run_dir, self._modules(), self.optimizer)
+        if meta is None:
             return 0
-        meta = load_training_state(ckpts[-1], self._modules(), self.optimizer, None)
         if self.scaler.is_enabled() and meta.get("grad_scaler"):
             self.scaler.load_state_dict(meta["grad_scaler"])
         self.global_step = int(meta["global_step"])
@@ -295,7 +229,7 @@ class Trainer:
     def fit(self) -> FitResult:
         # on the CPU every kernel runs its deterministic variant, so a resumed run equals an uninterrupted one even
         # for a plugin's own indexing (a gather's backward otherwise sums in thread order)
-        with deterministic_algorithms(self.device.type == "cpu"), _terminate_as_interrupt():
+        with deterministic_algorithms(self.device.type == "cpu"), terminate_as_interrupt():
             try:
                 return self._fit()
             finally:
@@ -313,31 +247,9 @@ class Trainer:
             except KeyboardInterrupt as exc:
                 raise Interrupted(self.run_dir, checkpoint_files(self.run_dir), str(exc) or "interrupted") from None
 
-    def _claim_run_dir(self) -> Optional[Dict[str, Any]]:
-        """Rank 0 checks the directory before writing anything; every rank learns the verdict."""
-        error, stored = None, None
-        if self.rank == 0:
-            try:
-                if self.resume:
-                    stored = read_stored_config(self.run_dir)
-                    if stored is None:
-                        raise SsltkError(f"not a run directory (no config.yaml): {self.run_dir}")
-                    changes = resume_changes(stored, self.config)
-                    if changes:
-                        raise SsltkError(f"a resume cannot change what {self.run_dir} was trained with: "
-                                         f"{'; '.join(changes)} (start a new run instead)")
-                else:
-                    check_new_run(self.run_dir, self.overwrite)
-                remove_stale_temporaries(self.run_dir)
-            except SsltkError as exc:
-                error = str(exc)
-        error = dist_util.broadcast_object(error)
-        if error:
-            raise SsltkError(error)
-        return stored
-
     def _owned_fit(self) -> FitResult:
-        stored = self._claim_run_dir()
+        stored = claim_run_dir(self.run_dir, self.config, self.resume, self.overwrite, self.rank,
+                               dist_util.broadcast_object)
         if self.rank == 0 and not self.resume:
             write_yaml(self.run_dir / "config.yaml", self.config)
         self.global_step = 0
@@ -352,12 +264,10 @@ class Trainer:
             truncate_metrics(self.run_dir / "metrics.jsonl", start_epoch, self.global_step)
             if stored != self.config:
                 write_yaml(self.run_dir / "config.yaml", self.config)
-        self.probe = None
-        if self.cfg.probe_every > 0:
-            from ..eval.probe import OnlineProbe
-
-            self.probe = OnlineProbe(self.images, self.labels, self.spec.mean, self.spec.std, self.device,
-                                     self.cfg.probe_size, seed=self.cfg.seed)
+        self.step_monitors = [ProbeMonitor(self.images, self.labels, self.spec, self.device, self.cfg.probe_size,
+                                           self.cfg.seed, self.cfg.probe_every)] if self.cfg.probe_every > 0 else []
+        self.epoch_monitors = [KNNMonitor(self.data, self.device, self.cfg.knn_every, self.cfg.epochs)] \
+            if self.cfg.knn_every else []
         for logger in self.loggers:
             logger.start(self.run_dir, self.config, self.global_step)
         log = MetricsLog(self.run_dir / "metrics.jsonl" if self.rank == 0 else None, self.loggers)
@@ -382,11 +292,9 @@ class Trainer:
             log.close()
 
     def _epoch(self, epoch: int, ctx: FitContext, log: MetricsLog, progress: TrainProgress) -> None:
-        cfg = self.cfg
-        seed = _epoch_seed(cfg.seed, epoch)
+        seed = epoch_seed(self.cfg.seed, epoch)
         torch.manual_seed(seed)
-        # each rank augments its own images with its own stream; rank 0's is the single-process stream
-        gen = torch.Generator(device=self.device).manual_seed((seed + 104_729 * self.rank) % (2**63 - 1))
+        gen = torch.Generator(device=self.device).manual_seed(rank_seed(seed, self.rank))
         order = torch.Generator().manual_seed(seed)
         self.step_module.train()
         self.objective.on_epoch_start(ctx, epoch)
@@ -396,101 +304,79 @@ class Trainer:
         else:
             perm = torch.multinomial(weights.detach().double().cpu(), len(self.labels), replacement=True,
                                      generator=order)
-        k = int(self.groups[0].num_views)
+        steps = self.views.epoch(perm, self.steps_per_epoch, seed, gen)
+        meter = EpochMeter(self.device)
+        for i, (idx, made) in enumerate(steps):
+            out, loss = self._step(idx, made)
+            meter.add(loss, out.logs, sum(v.shape[0] for v in made))
+            if self.rank == 0:
+                for monitor in self.step_monitors:
+                    monitor.after_step(self.backbone, epoch, self.global_step, log)
+            self._report_step(epoch, i, loss, out, meter, log, progress)
+        self._end_epoch(epoch, meter, log, progress)
+
+    def _step(self, idx: torch.Tensor, made: List[torch.Tensor]):
+        """One optimizer step on one batch of views: forward under autocast, backward, schedule, hooks."""
         several = len(self.groups) > 1
-        if self.streaming:
-            order = [perm[i * cfg.batch_size + self.rank * self.local_batch:][: self.local_batch]
-                     for i in range(self.steps_per_epoch)]
-            streamed = epoch_batches(self.images, order, self.stream_groups,
-                                     (seed + 104_729 * self.rank) % (2**63 - 1), pin=self.cuda,
-                                     decode_on=self.device if cfg.stream_decode == "device" else None)
-        total_steps = cfg.epochs * self.steps_per_epoch
-        use_labels = bool(getattr(self.objective, "uses_labels", False))
-        t_epoch, seen = time.perf_counter(), 0
-        # running sums stay on the device: reading them every step would synchronise a GPU each step
-        loss_sum = torch.zeros((), device=self.device)
-        logs_sum: Dict[str, torch.Tensor] = {}
-        last_loss, t_mark, views_mark = float("nan"), t_epoch, 0
-        for i in range(self.steps_per_epoch):
-            if self.streaming:
-                idx, parts = next(streamed)
-                made = [grp.augmentation(part.to(self.device, non_blocking=True), grp.num_views, gen)
-                        if sg.geometry is None else
-                        grp.augmentation.photometric(part.to(self.device, non_blocking=True), gen)
-                        for grp, sg, part in zip(self.groups, self.stream_groups, parts)]
-            else:
-                start = i * cfg.batch_size + self.rank * self.local_batch
-                idx = perm[start : start + self.local_batch]
-                imgs = self.batches(idx)
-                made = [grp.augmentation(imgs, grp.num_views, gen) for grp in self.groups]
-            if cfg.channels_last:
-                made = [v.contiguous(memory_format=torch.channels_last) for v in made]
-            views = made[0]
-            labels = self.labels[idx.to(self.device)] if use_labels else None
-            batch = ViewBatch(views=views, num_views=k, index=idx, labels=labels, groups=made if several else None,
-                              group_views=[g.num_views for g in self.groups] if several else None)
-            with autocast(self.device, self.amp, self.amp_dtype):
-                out = self._compiled_forward(batch) if cfg.compile else self._forward(batch)
-            loss = out.loss.float()
-            self.schedule.apply(self.optimizer, self.global_step)
-            self.optimizer_step(loss)
-            self.global_step += 1
-            self.objective.after_optimizer_step(self.backbone, self.global_step, self.global_step / total_steps)
-            seen += sum(v.shape[0] for v in made)
-            loss_sum += loss.detach()
-            for key, val in out.logs.items():
-                val = torch.as_tensor(val, device=self.device).detach().float()
-                # a copy: under CUDA graphs the step's outputs are overwritten by the next replay
-                logs_sum[key] = logs_sum[key] + val if key in logs_sum else val.clone()
-            if self.probe is not None and self.global_step % cfg.probe_every == 0 and self.rank == 0:
-                log.write(event="probe", epoch=epoch + 1, step=self.global_step,
-                          probe_train_acc=self.probe(self.backbone, self.global_step))
-            log_step = bool(cfg.log_every) and self.global_step % cfg.log_every == 0
-            refresh = progress.due(time.perf_counter() - t_mark)
-            if log_step or refresh or i + 1 == self.steps_per_epoch:
-                last_loss = loss.item()
-                self._check_finite(last_loss, epoch, i)
-                now = time.perf_counter()
-                vps = (seen - views_mark) / max(now - t_mark, 1e-9)
-                t_mark, views_mark = now, seen
-                if log_step:
-                    log.write(event="step", epoch=epoch + 1, step=self.global_step, loss=last_loss,
-                              views_per_s=round(vps, 1), lr=self.optimizer.param_groups[0]["lr"],
-                              **{k_: float(torch.as_tensor(v).float().item()) for k_, v in out.logs.items()})
-                progress.update(epoch, last_loss, vps, advance=i + 1 - progress.position(epoch, self.steps_per_epoch))
+        labels = self.labels[idx.to(self.device)] if getattr(self.objective, "uses_labels", False) else None
+        batch = ViewBatch(views=made[0], num_views=int(self.groups[0].num_views), index=idx, labels=labels,
+                          groups=made if several else None,
+                          group_views=[g.num_views for g in self.groups] if several else None)
+        with autocast(self.device, self.amp, self.amp_dtype):
+            out = self._compiled_forward(batch) if self.cfg.compile else self._forward(batch)
+        loss = out.loss.float()
+        self.schedule.apply(self.optimizer, self.global_step)
+        self.optimizer_step(loss)
+        self.global_step += 1
+        total_steps = self.cfg.epochs * self.steps_per_epoch
+        self.objective.after_optimizer_step(self.backbone, self.global_step, self.global_step / total_steps)
+        return out, loss
+
+    def _report_step(self, epoch: int, i: int, loss: torch.Tensor, out: ObjectiveOutput, meter: "EpochMeter",
+                     log: MetricsLog, progress: TrainProgress) -> None:
+        """A step record every ``log_every`` steps and the progress bar (or line) when due; the loss is read from the
+        device only then, since reading it every step would synchronise a GPU each step."""
+        cfg = self.cfg
+        log_step = bool(cfg.log_every) and self.global_step % cfg.log_every == 0
+        refresh = progress.due(time.perf_counter() - meter.t_mark)
+        if not (log_step or refresh or i + 1 == self.steps_per_epoch):
+            return
+        last_loss = loss.item()
+        self._check_finite(last_loss, epoch, i)
+        vps = meter.rate_since_mark()
+        if log_step:
+            log.write(event="step", epoch=epoch + 1, step=self.global_step, loss=last_loss,
+                      views_per_s=round(vps, 1), lr=self.optimizer.param_groups[0]["lr"],
+                      **{k_: float(torch.as_tensor(v).float().item()) for k_, v in out.logs.items()})
+        progress.update(epoch, last_loss, vps, advance=i + 1 - progress.position(epoch, self.steps_per_epoch))
+
+    def _end_epoch(self, epoch: int, meter: "EpochMeter", log: MetricsLog, progress: TrainProgress) -> None:
+        """The epoch record (averaged over every rank's part of the batches), the monitors and the checkpoint."""
         if self.world_size > 1:
             self._sync_buffers()
-        dt = time.perf_counter() - t_epoch
+        dt = time.perf_counter() - meter.t_epoch
         n = self.steps_per_epoch
-        sums = torch.stack([loss_sum] + [logs_sum[k_] for k_ in sorted(logs_sum)])
-        if self.world_size > 1:  # the epoch record averages over every rank's part of the batches
+        keys = sorted(meter.logs_sum)
+        sums = torch.stack([meter.loss_sum] + [meter.logs_sum[k_] for k_ in keys])
+        if self.world_size > 1:
             import torch.distributed as dist
 
             dist.all_reduce(sums)
             sums /= self.world_size
         mean_loss = sums[0].item() / n
         self._check_finite(mean_loss, epoch, n - 1)
-        means = {k_: v.item() / n for k_, v in zip(sorted(logs_sum), sums[1:])}
+        means = {k_: v.item() / n for k_, v in zip(keys, sums[1:])}
         log.write(event="epoch", epoch=epoch + 1, step=self.global_step, loss=mean_loss,
-                  views_per_s=round(seen / dt, 1), seconds=round(dt, 2), **means)
+                  views_per_s=round(meter.seen / dt, 1), seconds=round(dt, 2), **means)
         extra = "".join(f"  {k_} {v:.3f}" for k_, v in means.items())
-        progress.epoch_done(epoch, mean_loss, seen / dt, dt, extra)
+        progress.epoch_done(epoch, mean_loss, meter.seen / dt, dt, extra)
+        if self.rank == 0:
+            for monitor in self.epoch_monitors:
+                monitor.after_epoch(self.backbone, epoch, self.global_step, log, progress)
+        cfg = self.cfg
         last = epoch + 1 == cfg.epochs
-        if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and self.rank == 0:
-            self._knn_monitor(epoch, log, progress)
         if self.rank == 0 and (last or (cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0)):
             self._save(epoch + 1, self.global_step)
-
-    def _knn_monitor(self, epoch: int, log: MetricsLog, progress: Optional[TrainProgress] = None) -> None:
-        """Weighted kNN of the frozen backbone on the held-out split (lightly's online monitor; paper 004's
-        protocol). Features are taken in evaluation mode without random draws, so training is unchanged."""
-        from ..eval.knn import KNNEval
-
-        metrics = KNNEval().evaluate(self.backbone, self.data, device=self.device).metrics
-        log.write(event="knn", epoch=epoch + 1, step=self.global_step, knn_accuracy=metrics["accuracy"],
-                  **({"knn_accuracy_top5": metrics["accuracy_top5"]} if "accuracy_top5" in metrics else {}))
-        if progress is not None:
-            progress.note(f"epoch {epoch + 1}/{self.cfg.epochs}  kNN accuracy {metrics['accuracy']:.2f}")
 
     def _compiled_forward(self, batch: ViewBatch) -> ObjectiveOutput:
         """The compiled step; compilation happens on its first call, where a machine that cannot compile (no C++
@@ -557,82 +443,3 @@ class Trainer:
                       **{k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         dist_util.barrier()
         return result
-
-
-class HostBatches:
-    """A step's images, gathered from where they are held and put on the training device.
-
-    Images held on the device (the default) are indexed there. Images held on the host for a CUDA run are gathered
-    into one of two pinned buffers and copied with ``non_blocking=True``, so the copy overlaps the previous step's
-    kernels (a copy from pageable memory would block); a buffer is refilled only after the event recorded behind its
-    last copy has completed.
-    """
-
-    def __init__(self, images: torch.Tensor, device: torch.device, batch: int):
-        self.images, self.device = images, device
-        self.staged = device.type == "cuda" and images.device.type == "cpu"
-        if self.staged:
-            self.buffers = [torch.empty((batch, *images.shape[1:]), dtype=images.dtype).pin_memory()
-                            for _ in range(2)]
-            self.events: List[Optional[Any]] = [None, None]
-            self.turn = 0
-
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        if not self.staged:
-            return self.images[idx.to(self.images.device)].to(self.device)
-        i, self.turn = self.turn, self.turn ^ 1
-        if self.events[i] is not None:
-            self.events[i].synchronize()
-        buf = self.buffers[i][: len(idx)]
-        torch.index_select(self.images, 0, idx, out=buf)
-        out = buf.to(self.device, non_blocking=True)
-        self.events[i] = torch.cuda.Event()
-        self.events[i].record()
-        return out
-
-
-def _make(cls: type, values: Any, section: str) -> Any:
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise SsltkError(f"{section} must be a mapping of options, got {values!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SsltkError(f"unknown {section} option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
-    return cls(**values)
-
-
-@contextlib.contextmanager
-def deterministic_algorithms(enabled: bool):
-    """``torch.use_deterministic_algorithms`` for the duration (warning, not failing, on an op that has no
-    deterministic variant), restored afterwards: it is process-wide state."""
-    if not enabled:
-        yield
-        return
-    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (a scheduler's stop, ``kill``) unwinds like Ctrl-C, so atomic writes remove their temporary files
-    and the user is told where the run stands."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt("terminated")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-

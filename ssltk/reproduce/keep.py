@@ -53,7 +53,7 @@ def _rescore(cell: Any, cfg: Dict[str, Any], weights: Path, budget: Any, transfe
              device: Optional[str]) -> float:
     from ..api import load_backbone
     from ..engine.build import build
-    from ..engine.trainer import resolve_device
+    from ..engine.process import resolve_device
     from ..eval.summary import metric_value
     from ..registries import EVALUATORS
 
