@@ -45,9 +45,8 @@ from .monitors import KNNMonitor, ProbeMonitor
 from .process import deterministic_algorithms, resolve_device, terminate_as_interrupt
 from .rundir import (RunLock, checkpoint_files, claim_run_dir, restore_latest, save_epoch_checkpoint,
                      truncate_metrics, write_yaml)
-# their homes before 0.2; code written against them keeps working
-from .batches import HostBatches  # noqa: F401
-from .rundir import read_run_config  # noqa: F401
+from .batches import HostBatches  # noqa: F401  (here before 0.2: code written against it keeps working)
+from .rundir import read_run_config  # noqa: F401  (likewise)
 
 
 class Trainer:
@@ -173,12 +172,17 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and cfg.amp_dtype == "fp16")
 
+    @property
+    def run_linear(self) -> bool:
+        """Whether fit ends with the linear evaluation: asked for, and the data has labels to score."""
+        return bool(self.eval_cfg.linear and self.data.labelled)
+
     def _check_before_training(self) -> None:
-        """What would fail or mislead only after training, said before any training time is spent."""
+        """What would fail or mislead only after training, said before any training time is spent; it checks and
+        changes nothing."""
         if self.eval_cfg.linear and not self.data.labelled:
             warn("the data has no labels (an unlabelled folder): the linear evaluation at the end of fit is skipped")
-            self.eval_cfg.linear = False
-        if self.eval_cfg.linear:
+        if self.run_linear:
             self.data.eval_pair(self.eval_cfg.split)  # raises for a split the data does not have
             if self.spec.num_classes < 2:
                 warn(f"the data has {self.spec.num_classes} class: linear evaluation accuracy will be 100% and "
@@ -423,7 +427,7 @@ class Trainer:
         if self.rank == 0:
             save_backbone(self.run_dir / "backbone.safetensors", self.backbone, self.config["backbone"])
         ev = self.eval_cfg
-        if ev.linear:
+        if self.run_linear:
             from ..eval.linear import LinearEval
 
             # every rank extracts its share of the features; the small classifier then trains on each (same seed,
