@@ -33,6 +33,7 @@ from .engine.checkpoint import read_safetensors, save_safetensors
 from .engine.rundir import checkpoint_files, read_run_config, writing_into
 from .engine.process import resolve_device
 from . import numerics
+from .parsers import command_parser, parse as parse_command
 
 
 def register_objective(name: str, **defaults):
@@ -81,5 +82,5 @@ __all__ = [
     "trust_class_path", "AffineCutoutAugment", "Augmentation", "ContrastiveAugment", "CropFlipAugment",
     "objective_recipe", "EvalTransform", "normalize", "to_float", "pixels", "eval_mode", "extract_features", "resolve_layer", "build",
     "read_safetensors", "save_safetensors", "checkpoint_files", "read_run_config", "writing_into", "resolve_device",
-    "numerics",
+    "numerics", "command_parser", "parse_command",
 ]

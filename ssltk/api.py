@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .engine.build import Spec, build, check_config, import_class, registry_name, resolve
+from .engine.build import Spec, build, check_config, import_class, registry_name, resolve, trust_named
 from .engine.checkpoint import load_state_strict, read_safetensors
 from .engine.heartbeat import heartbeat
 from .engine.rundir import RunLock
@@ -31,13 +31,13 @@ def make_config(objective: Component, backbone: Component = "conv4", data: Compo
                 augment_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The resolved run configuration, the same structure ``ssltk fit --print_config`` shows."""
     as_dict = lambda c, cls: dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dataclasses.asdict(cls(**(c or {})))
-    objective_spec = resolve("objective", objective, objective_args)
+    objective_spec = trust_named(resolve("objective", objective, objective_args))
     own = dict(getattr(import_class(objective_spec["class_path"]), "trainer_defaults", {}) or {})
     return {
         "objective": objective_spec,
-        "backbone": resolve("backbone", backbone, backbone_args),
-        "data": resolve("dataset", data, data_args),
-        "augment": resolve("augmentation", augment, augment_args) if augment is not None else None,
+        "backbone": trust_named(resolve("backbone", backbone, backbone_args)),
+        "data": trust_named(resolve("dataset", data, data_args)),
+        "augment": trust_named(resolve("augmentation", augment, augment_args)) if augment is not None else None,
         "trainer": as_dict({**own, **_as_plain(trainer)}, TrainerConfig),
         "evaluate": as_dict(evaluate, EvalConfig),
     }

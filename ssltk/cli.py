@@ -24,6 +24,7 @@ import yaml
 
 from . import __version__
 from .errors import SsltkError
+from .parsers import command_parser, condense, parse
 from .yaml_io import load_yaml
 
 # option -> registry kind, for the options that choose a class
@@ -37,14 +38,14 @@ LIST_KINDS = {"objectives": "objective", "backbones": "backbone", "datasets": "d
 def _to_class(kind: str, value: str) -> List[str]:
     """``[class_path, --opt.arg, value, ...]`` for a registry name, a class path, an inline ``{class_path: ...}`` or a
     YAML/JSON file holding one. A file's content is checked like any file's (only registered classes)."""
-    from .engine.build import resolve
+    from .engine.build import resolve, trust_named
 
     if value.endswith((".yaml", ".yml", ".json")) and not value.lstrip().startswith("{"):
         spec = resolve(kind, _read_yaml(value), trusted=False, where=value)
     elif value.lstrip().startswith("{"):
-        spec = resolve(kind, load_yaml(value, f"--{kind} {value!r}"), where=f"--{kind}")
+        spec = trust_named(resolve(kind, load_yaml(value, f"--{kind} {value!r}"), where=f"--{kind}"))
     else:
-        spec = resolve(kind, value)
+        spec = trust_named(resolve(kind, value))
     return [spec["class_path"]] + [str(x) for k, v in spec["init_args"].items() for x in (f".{k}", _cli_value(v))]
 
 
@@ -148,26 +149,18 @@ def _parse(parser, argv: List[str]):
 
 
 def _condense(message: str, parser) -> str:
-    """jsonargparse's multi-line errors as one line, with close matches for unknown options."""
+    """jsonargparse's multi-line errors as one line: an unknown option of a chosen component names its options, the
+    rest as every subcommand reports them (:func:`ssltk.parsers.condense`)."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    if not lines:
-        return "invalid arguments"
-    m = re.search(r"unrecognized arguments: (\S+)", lines[0])
-    if m:
-        known = [o for o in getattr(parser, "_option_string_actions", {}) if o.startswith("--")]
-        close = difflib.get_close_matches(m.group(1), known, n=3, cutoff=0.6)
-        hint = "; did you mean " + ", ".join(close) + "?" if close else ""
-        return f"unknown option {m.group(1)}{hint} (see --help)"
     detail = next((ln for ln in lines if "is not accepted" in ln), None)
     detail = detail or next((ln for ln in lines if ln.startswith(("Expected", "Problem", "Not a valid", "Key"))), None)
-    head = lines[0].rstrip(":")
-    if detail and detail != head:
+    if lines and not lines[0].startswith("unrecognized arguments") and detail and detail != lines[0].rstrip(":"):
         opt = re.search(r"Option '([^']+)' is not accepted", detail)
-        key = re.search(r'Parser key "([^"]+)"', head)
+        key = re.search(r'Parser key "([^"]+)"', lines[0])
         if opt and key:
             return _unknown_component_option(key.group(1), opt.group(1), message)
-        return f"{head}: {detail}"
-    return " ".join(lines[:2])
+        return f"{lines[0].rstrip(':')}: {detail}"
+    return condense(message, parser)
 
 
 def _unknown_component_option(group: str, option: str, message: str) -> str:
@@ -370,15 +363,13 @@ def _take_all(argv: Sequence[str], opt: str):
 
 def cmd_table(argv: List[str]) -> int:
     """Markdown table of methods x datasets, mean ± std over seeds: ``ssltk table RUN... [--metric linear.accuracy]``."""
-    import argparse
-
     from .eval.summary import results_table
 
-    p = argparse.ArgumentParser(prog="ssltk table", description=cmd_table.__doc__, allow_abbrev=False)
+    p = command_parser("ssltk table", cmd_table.__doc__)
     p.add_argument("runs", nargs="+", help="run directories (several seeds of a method are averaged)")
     p.add_argument("--metric", default="linear.accuracy", help="a key path in results.json")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
-    a = p.parse_args(argv)  # argparse reports bad arguments itself (exit status 2)
+    a = parse(p, argv)
     table = results_table([Path(r) for r in a.runs], a.metric)
     print(table)
     if a.out:
@@ -388,15 +379,13 @@ def cmd_table(argv: List[str]) -> int:
 
 def cmd_plot_probe(argv: List[str]) -> int:
     """Plot the online probe's training-accuracy curves of several runs: ``ssltk plot-probe RUN... --out FILE.png``."""
-    import argparse
-
     from .eval.probe import plot_probe_curves
 
-    p = argparse.ArgumentParser(prog="ssltk plot-probe", description=cmd_plot_probe.__doc__, allow_abbrev=False)
+    p = command_parser("ssltk plot-probe", cmd_plot_probe.__doc__)
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", default="probe.png")
     p.add_argument("--names", nargs="*", default=None, help="one legend entry per run")
-    a = p.parse_args(argv)  # argparse reports bad arguments itself (exit status 2)
+    a = parse(p, argv)
     if a.names and len(a.names) != len(a.runs):
         raise SsltkError(f"--names has {len(a.names)} entries for {len(a.runs)} runs")
     print(plot_probe_curves([Path(r) for r in a.runs], Path(a.out), a.names))

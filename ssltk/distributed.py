@@ -9,12 +9,15 @@ gradient of the mean over the whole batch, as one process holding the whole batc
 from __future__ import annotations
 
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Iterator, Tuple
 
 import torch
 from torch import Tensor
 
-_sharded_passes = False
+# whether whole-dataset passes are sharded over ranks here: a context variable, so a thread or task that did not
+# enter sharded_passes() never sees another's setting
+_sharded_passes: ContextVar[bool] = ContextVar("ssltk_sharded_passes", default=False)
 
 
 def world() -> Tuple[int, int]:
@@ -135,13 +138,12 @@ def sharded_passes(enabled: bool = True) -> Iterator[None]:
     """Inside the block, whole-dataset feature extraction splits the images over ranks and gathers the features,
     so every rank must enter it together (the trainer does so around its epoch-start and final passes).
     ``enabled=False`` turns it off for an inner block (a rank's own share of a pass)."""
-    global _sharded_passes
-    previous, _sharded_passes = _sharded_passes, enabled
+    token = _sharded_passes.set(enabled)
     try:
         yield
     finally:
-        _sharded_passes = previous
+        _sharded_passes.reset(token)
 
 
 def passes_are_sharded() -> bool:
-    return _sharded_passes and is_distributed()
+    return _sharded_passes.get() and is_distributed()

@@ -14,7 +14,6 @@ Each exported model gives the same features as the ssltk backbone; the tests che
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import warnings
@@ -174,12 +173,14 @@ def _export(backbone, to: str, out: Path, run: Path, config: Dict[str, Any], siz
 
 def cmd_export(argv: List[str]) -> int:
     """Export a run's backbone: ``ssltk export --run RUN --to timm|hf|torchscript|onnx --out DIR``."""
-    p = argparse.ArgumentParser(prog="ssltk export", description=cmd_export.__doc__, allow_abbrev=False)
+    from .parsers import command_parser, parse
+
+    p = command_parser("ssltk export", cmd_export.__doc__)
     p.add_argument("--run", required=True, help="a finished run directory")
     p.add_argument("--to", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, help="the folder to write")
     p.add_argument("--size", type=int, default=0, help="image side of the traced example (default: the run's data)")
-    a = p.parse_args(argv)
+    a = parse(p, argv)
     for path in export(Path(a.run), a.to, Path(a.out), a.size):
         print(path)
     return 0

@@ -40,6 +40,15 @@ def trust_class_path(*paths: str) -> None:
     _TRUSTED.update(paths)
 
 
+def trust_named(spec: Optional[Spec]) -> Optional[Spec]:
+    """``spec``, whose class path the user named on purpose (a Python call, the command line), trusted from now on in
+    this process, so that the files written from it (a run's ``config.yaml``) can be read back. Callers that take a
+    user's own words call it; :func:`resolve` itself changes nothing."""
+    if spec is not None and isinstance(spec.get("class_path"), str):
+        trust_class_path(spec["class_path"])
+    return spec
+
+
 def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -66,14 +75,16 @@ def _untrusted_message(path: str, kind: Optional[str], where: str) -> str:
             f"trust it, pass --trust {path} (Python: ssltk.trust_class_path({path!r})) or register the class")
 
 
-def import_class(path: str, *, kind: Optional[str] = None, where: str = "the configuration") -> type:
-    """The class a path names: a registered one, or one the user trusted explicitly; otherwise refused unimported."""
+def import_class(path: str, *, kind: Optional[str] = None, where: str = "the configuration",
+                 named_by_user: bool = False) -> type:
+    """The class a path names: a registered one, one the user trusted explicitly, or (``named_by_user``) one the
+    user names in this very call (a Python argument, the command line); otherwise refused unimported."""
     if not isinstance(path, str) or not path:
         raise SsltkError(f"{where}: class_path must be a non-empty string, got {path!r}")
     found = _registered(path)
     if found is not None:
         return found
-    if path not in _TRUSTED:
+    if path not in _TRUSTED and not named_by_user:
         raise UntrustedClassError(_untrusted_message(path, kind, where))
     module, _, name = path.rpartition(".")
     if not module:
@@ -112,11 +123,9 @@ def resolve(kind: str, value: Union[str, type, Spec], init_args: Optional[Dict[s
         cls, fixed = registry.resolve(value)  # raises with suggestions for unknown names
         args = {**fixed, **args}
     elif isinstance(value, str):
-        if trusted:
-            _TRUSTED.add(value)
-        elif _registered(value, kind) is None and _registered(value) is not None:
+        if not trusted and _registered(value, kind) is None and _registered(value) is not None:
             raise SsltkError(f"{where} names {value!r} as a {kind}, but it is registered as another kind")
-        cls = import_class(value, kind=kind, where=where)
+        cls = import_class(value, kind=kind, where=where, named_by_user=trusted)
     else:
         raise SsltkError(f"{where}: cannot use {value!r} as a {kind}")
     if registry.base is not None and not (isinstance(cls, type) and issubclass(cls, registry.base)):

@@ -7,6 +7,7 @@ from typing import Any, Dict, List
 
 
 from ..errors import SsltkError
+from ..parsers import command_parser, parse
 from .cost import estimate_minutes, list_tables
 from .protocols import Cell, load_protocols
 from .runs import Budget, StoppedAtTimeLimit, _source_run, cell_runs, reproduce, run_config
@@ -15,9 +16,7 @@ from .table import chart, conditions, markdown, summarise
 
 def cmd_reproduce(argv: List[str]) -> int:
     """Run a paper table: ``ssltk reproduce --list`` or ``ssltk reproduce TABLE [--cells PATTERN] [--seeds 0 1 2]``."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="ssltk reproduce", description=cmd_reproduce.__doc__, allow_abbrev=False)
+    p = command_parser("ssltk reproduce", cmd_reproduce.__doc__)
     p.add_argument("table", nargs="?", help="a table name (see --list)")
     p.add_argument("--list", action="store_true", help="name the tables, their cells, the papers' numbers and costs")
     p.add_argument("--cells", default="*", help="only cells whose ROW/COLUMN matches this pattern (fnmatch)")
@@ -65,7 +64,7 @@ def cmd_reproduce(argv: List[str]) -> int:
     p.add_argument("--report", default=None, metavar="FILE",
                    help="write the reproduction report (REPRODUCTION.md) generated from the manifest and the "
                         "protocols, and train nothing")
-    a = p.parse_args(argv)
+    a = parse(p, argv)
     tables = load_protocols(a.protocol)
     zoo = Path(a.zoo) if a.zoo else None
     if a.kept:

@@ -9,7 +9,6 @@ of another cell to it (``from_run``).
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -88,10 +87,12 @@ class LabelTransfer(SelaViews):
 
 def main(argv: List[str]) -> int:
     """Export a SeLa run's self-labels: ``ssltk sela-labels --run RUN [--out FILE]``."""
-    p = argparse.ArgumentParser(prog="ssltk sela-labels", description=main.__doc__, allow_abbrev=False)
+    from ssltk import command_parser, parse_command
+
+    p = command_parser("ssltk sela-labels", main.__doc__)
     p.add_argument("--run", required=True)
     p.add_argument("--out", default=None)
-    a = p.parse_args(argv)
+    a = parse_command(p, argv)
     path = export_labels(Path(a.run), Path(a.out) if a.out else None)
     labels = load_label_file(path)
     counts = torch.bincount(labels[0])

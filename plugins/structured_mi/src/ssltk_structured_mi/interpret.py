@@ -13,14 +13,14 @@ image, the image followed by its S masks (the paper's Figure 4).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Dict, Optional
 
 import torch
 
 from ssltk.api import load_backbone
-from ssltk import EvalTransform, build, pixels, read_run_config, resolve_device, save_safetensors, writing_into
+from ssltk import (EvalTransform, build, command_parser, parse_command, pixels, read_run_config, resolve_device,
+                   save_safetensors, writing_into)
 from ssltk.errors import SsltkError
 
 
@@ -98,7 +98,7 @@ def _interpret(run: Path, cfg: dict, batch: int, iterations: int, lr: float, see
 
 def main(argv) -> int:
     """Mask interpretation of a structured-mi run (paper 003, eq. 4): ssltk interpret --run RUN_DIR."""
-    p = argparse.ArgumentParser(prog="ssltk interpret", description=__doc__.split("\n\n")[0])
+    p = command_parser("ssltk interpret", __doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="a run directory written by ssltk fit")
     p.add_argument("--batch", type=int, default=64, help="images to interpret (paper: 64)")
     p.add_argument("--iterations", type=int, default=20000, help="optimisation steps (paper: 20000)")
@@ -107,7 +107,7 @@ def main(argv) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/interpret)")
     p.add_argument("--log_every", type=int, default=1000)
-    a = p.parse_args(argv)
+    a = parse_command(p, argv)
     paths = interpret(Path(a.run), a.batch, a.iterations, a.lr, a.seed, a.device,
                       Path(a.out) if a.out else None, a.log_every)
     print(f"masks: {paths['png']}\nraw masks: {paths['masks']}")
