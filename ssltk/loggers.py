@@ -43,7 +43,7 @@ class CSVLogger(Logger):
         self.columns: Dict[str, Dict[str, None]] = {}  # per kind, in order of first appearance
         for old in self.run_dir.glob("metrics-*.csv"):
             old.unlink()
-        from .engine.rundir import read_metrics
+        from .engine.metrics import read_metrics
 
         for record in read_metrics(self.run_dir):  # already cut back to the checkpoint on a resume
             self.log(record)

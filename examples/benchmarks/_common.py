@@ -25,7 +25,7 @@ def extract_cifar10(dest: str | None = None) -> Path:
 
 def epoch_records(run: Path) -> list[dict]:
     """The ``epoch`` records of a run's ``metrics.jsonl``, oldest first; a folder that is not a run is an error."""
-    from ssltk.engine.rundir import read_metrics
+    from ssltk.engine.metrics import read_metrics
     from ssltk.errors import SsltkError
 
     try:

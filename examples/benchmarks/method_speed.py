@@ -42,7 +42,7 @@ def methods() -> dict:
 
 def speed(objective: str, args: dict, batch: int, epochs: int, work: Path) -> float:
     import ssltk
-    from ssltk.engine.rundir import read_metrics
+    from ssltk.engine.metrics import read_metrics
 
     run = tempfile.mkdtemp(dir=work)
     ssltk.fit(objective, "conv4", "digits", objective_args=args,

@@ -1,12 +1,9 @@
-"""User-facing progress (rich) and machine-readable metrics (``metrics.jsonl``)."""
+"""User-facing progress (rich on a terminal, plain lines off one) and the running sums of an epoch."""
 from __future__ import annotations
 
-import json
-import math
 import sys
 import time
-from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -14,41 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .heartbeat import interval
-
-
-def _plain(v: Any) -> Any:
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
-
-
-class MetricsLog:
-    """Appends one JSON object per line; flushed after each line so a crash loses nothing already logged. Each
-    record then goes to the run's experiment loggers (``ssltk.loggers``), which see exactly what the file holds."""
-
-    def __init__(self, path: Optional[Path], loggers: Sequence[Any] = ()):
-        self.path, self.loggers = path, list(loggers)
-        self._fh = open(path, "a", encoding="utf-8") if path is not None else None
-
-    def write(self, **record: Any) -> None:
-        if self._fh is None:
-            return
-        record = {k: _plain(v) for k, v in record.items()}
-        record.setdefault("time", round(time.time(), 3))
-        self._fh.write(json.dumps(record) + "\n")
-        self._fh.flush()
-        for logger in self.loggers:
-            logger.log(record)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        for logger in self.loggers:
-            logger.close()
-        self.loggers = []
+from .metrics import MetricsLog  # noqa: F401  (here before ssltk.engine.metrics)
 
 
 class TrainProgress:

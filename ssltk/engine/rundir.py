@@ -6,17 +6,14 @@
 - :func:`check_new_run` refuses a directory that already holds a run unless ``overwrite`` is given, and then removes
   the old run's files so that nothing of it is left beside the new one.
 - :func:`resume_changes` lists the options a resume would change that the run has already been trained with.
-- :func:`truncate_metrics` drops the ``metrics.jsonl`` records written after the checkpoint a run resumes from, so
-  a resumed run's record equals an uninterrupted one's.
 - :func:`read_run_config` reads a run's ``config.yaml`` (checked: a file may name only registered components),
   :func:`write_yaml` writes one atomically, :func:`checkpoint_files` lists its checkpoints.
-- :func:`read_metrics` is the one reader of ``metrics.jsonl`` for everything that looks at a run afterwards.
+- ``metrics.jsonl`` is :mod:`ssltk.engine.metrics`'s.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -30,6 +27,8 @@ from ..yaml_io import load_yaml
 from .build import check_config
 from .checkpoint import load_training_state, save_training_state
 from .config import TrainerConfig
+# the metrics.jsonl helpers lived here before ssltk.engine.metrics; code written against them keeps working
+from .metrics import jsonl_lines, read_metrics, truncate_metrics  # noqa: F401
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -184,44 +183,6 @@ def resume_changes(stored: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
         changes.append(f"trainer.epochs ({old_t.get('epochs')!r} -> {new_t.get('epochs')!r}) under the "
                        f"{new_t.get('schedule')!r} schedule")
     return changes
-
-
-def jsonl_lines(path: Path):
-    """(line, record) for each whole record of a JSON-lines file; a line torn by a kill is not a record."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            yield line, rec
-
-
-def read_metrics(run_dir: Path, event: Optional[str] = None, missing_ok: bool = True) -> List[Dict[str, Any]]:
-    """The records of ``RUN/metrics.jsonl`` (those of one ``event`` where given), oldest first. A resumed run's file
-    was cut back to its checkpoint when it resumed, so each epoch appears once. A run with no file has no records,
-    or is an error where ``missing_ok`` is False."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        if missing_ok:
-            return []
-        raise SsltkError(f"{run_dir} has no metrics.jsonl: it is not a run directory, or the run never started")
-    return [rec for _, rec in jsonl_lines(path) if event is None or rec.get("event") == event]
-
-
-def truncate_metrics(path: Path, epoch: int, step: int) -> None:
-    """Keep the records up to the checkpoint (``epoch``, global ``step``) and drop a line torn by a kill."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    kept: List[str] = []
-    for line, rec in jsonl_lines(path):
-        if int(rec.get("step", 0)) > step or (rec.get("event") == "epoch" and int(rec.get("epoch", 0)) > epoch):
-            continue
-        kept.append(line)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_stored_config(run_dir: Path) -> Optional[Dict[str, Any]]:

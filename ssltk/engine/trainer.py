@@ -36,15 +36,15 @@ from .distributed import convert_sync_batchnorm, init_process_group, local_devic
 from ..loggers import create_loggers
 from .preflight import check_backbone_input
 from .heartbeat import heartbeat
-from .progress import EpochMeter, MetricsLog, TrainProgress
+from .progress import EpochMeter, TrainProgress
 from .step import FitResult, TrainStep, epoch_seed
 from .time_limit import TimeLimit
 from .batches import TrainFeatures, ViewSource, rank_seed
 from .config import EvalConfig, TrainerConfig, from_mapping
 from .monitors import KNNMonitor, ProbeMonitor
 from .process import deterministic_algorithms, resolve_device, terminate_as_interrupt
-from .rundir import (RunLock, checkpoint_files, claim_run_dir, restore_latest, save_epoch_checkpoint,
-                     truncate_metrics, write_yaml)
+from .metrics import MetricsLog, truncate_metrics
+from .rundir import RunLock, checkpoint_files, claim_run_dir, restore_latest, save_epoch_checkpoint, write_yaml
 from .batches import HostBatches  # noqa: F401  (here before 0.2: code written against it keeps working)
 from .rundir import read_run_config  # noqa: F401  (likewise)
 
@@ -71,6 +71,8 @@ class Trainer:
             if self.device.index is None:  # set_device refuses a bare "cuda" (torch 2.11, the first GPU run)
                 self.device = torch.device("cuda", torch.cuda.current_device())
             torch.cuda.set_device(self.device)
+        self.run_dir = Path(dist_util.broadcast_object(str(self._run_dir())))
+        self.global_step = 0
 
     # setup ----------------------------------------------------------------------------------------------------------
     def _run_dir(self) -> Path:
@@ -91,6 +93,11 @@ class Trainer:
         self._build_model()
         self._build_views()
         self._build_optimizer()
+        # monitors read the backbone with generators of their own: training is the same with or without them
+        self.step_monitors = [ProbeMonitor(self.images, self.labels, self.spec, self.device, self.cfg.probe_size,
+                                           self.cfg.seed, self.cfg.probe_every)] if self.cfg.probe_every > 0 else []
+        self.epoch_monitors = [KNNMonitor(self.data, self.device, self.cfg.knn_every, self.cfg.epochs)] \
+            if self.cfg.knn_every else []
 
     def _build_data(self) -> None:
         data_name = registry_name("dataset", self.config["data"]["class_path"])
@@ -178,8 +185,7 @@ class Trainer:
         return bool(self.eval_cfg.linear and self.data.labelled)
 
     def _check_before_training(self) -> None:
-        """What would fail or mislead only after training, said before any training time is spent; it checks and
-        changes nothing."""
+        """What would fail or mislead only after training, said before training starts; it changes nothing."""
         if self.eval_cfg.linear and not self.data.labelled:
             warn("the data has no labels (an unlabelled folder): the linear evaluation at the end of fit is skipped")
         if self.run_linear:
@@ -244,7 +250,6 @@ class Trainer:
 
     def _fit(self) -> FitResult:
         self._build()  # errors in the data or the components leave every directory untouched
-        self.run_dir = Path(dist_util.broadcast_object(str(self._run_dir())))
         with RunLock(self.run_dir) if self.rank == 0 else contextlib.nullcontext():
             try:
                 return self._owned_fit()
@@ -256,7 +261,6 @@ class Trainer:
                                dist_util.broadcast_object)
         if self.rank == 0 and not self.resume:
             write_yaml(self.run_dir / "config.yaml", self.config)
-        self.global_step = 0
         ctx = self.context()
         # before the restore: state an objective sizes from the data (SeLa's labels) is then overwritten in place
         self.objective.on_fit_start(ctx)
@@ -268,10 +272,6 @@ class Trainer:
             truncate_metrics(self.run_dir / "metrics.jsonl", start_epoch, self.global_step)
             if stored != self.config:
                 write_yaml(self.run_dir / "config.yaml", self.config)
-        self.step_monitors = [ProbeMonitor(self.images, self.labels, self.spec, self.device, self.cfg.probe_size,
-                                           self.cfg.seed, self.cfg.probe_every)] if self.cfg.probe_every > 0 else []
-        self.epoch_monitors = [KNNMonitor(self.data, self.device, self.cfg.knn_every, self.cfg.epochs)] \
-            if self.cfg.knn_every else []
         for logger in self.loggers:
             logger.start(self.run_dir, self.config, self.global_step)
         log = MetricsLog(self.run_dir / "metrics.jsonl" if self.rank == 0 else None, self.loggers)

@@ -46,7 +46,7 @@ class OnlineProbe:
 
 def read_probe_curve(run_dir: Path):
     """(steps, accuracies) of the probe records in a run's ``metrics.jsonl``."""
-    from ..engine.rundir import read_metrics
+    from ..engine.metrics import read_metrics
 
     records = read_metrics(Path(run_dir), "probe")
     return [rec["step"] for rec in records], [rec["probe_train_acc"] for rec in records]

@@ -99,7 +99,7 @@ def training_speed(run: Path) -> Dict[str, Any]:
     from its ``metrics.jsonl`` (None each for a run that did not train: random weights)."""
     import statistics
 
-    from ..engine.rundir import read_metrics
+    from ..engine.metrics import read_metrics
 
     epochs = read_metrics(run, "epoch")
     if not epochs:

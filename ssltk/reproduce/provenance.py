@@ -39,7 +39,7 @@ def _note_provenance(base: Path, cell: Cell, seed: int, resume: bool) -> None:
 def trained_by(runs: Sequence[Tuple[Cell, int, Path]]) -> List[str]:
     """The commits that trained ``runs``, from the provenance notes of the folders they lie in (a run's folder is
     ``BASE/ROW/COLUMN/seedN``, its notes ``BASE/provenance.jsonl``)."""
-    from ..engine.rundir import jsonl_lines
+    from ..engine.metrics import jsonl_lines
 
     wanted: Dict[Path, set] = {}
     for cell, seed, run in runs:
