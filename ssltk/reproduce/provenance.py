@@ -19,7 +19,8 @@ def source_revision() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ssltk", "plugins"], cwd=root,
+        # the kept weights and their manifest are written by the very command that asks (reproduce --keep)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ssltk", "plugins", ":!ssltk/zoo"], cwd=root,
                                capture_output=True, text=True).stdout.strip()
     except OSError:
         rev, dirty = "", ""
