@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from .protocols import Cell, Table
 from .provenance import machine_description, source_revision, trained_by, utc_stamp
 from .runs import Budget, measured
+from ..zoo import sha256_file
 
 
 TOLERANCE = 1.5
@@ -109,7 +110,7 @@ def conditions(argv: Sequence[str], runs: Sequence[Tuple[Cell, int, Path]]) -> L
         entry = f"{cell.id} seed {seed} {value:.2f}"
         if (run / "backbone.safetensors").is_file():
             # the digest lets a later scoring of the weights on other data name the very files this table scored
-            entry += f" {_sha256(run / 'backbone.safetensors')[:16]}"
+            entry += f" {sha256_file(run / 'backbone.safetensors')[:16]}"
         each.append(entry)
     if len(folders) > 1:
         lines += [f"- runs read from {base}: {', '.join(names)}" for base, names in folders.items()]
@@ -117,13 +118,3 @@ def conditions(argv: Sequence[str], runs: Sequence[Tuple[Cell, int, Path]]) -> L
         lines.append("- each run: measured accuracy and backbone.safetensors sha256 (first 16 hex digits): "
                      + "; ".join(each))
     return lines
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
