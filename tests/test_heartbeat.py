@@ -3,6 +3,8 @@ import io
 import re
 import time
 
+import pytest
+
 from rich.console import Console
 
 import ssltk
@@ -32,18 +34,12 @@ def test_a_phase_prints_a_line_every_interval_with_where_it_is(monkeypatch):
     assert len(buf.getvalue().splitlines()) == len(lines)  # the phase has ended: silence
 
 
-def test_a_short_phase_says_nothing_so_bad_input_stays_one_line(monkeypatch):
-    monkeypatch.setenv("SSLTK_HEARTBEAT_SECONDS", "5")
+@pytest.mark.parametrize("seconds", ["5", "0"], ids=["a short phase says nothing, so bad input stays one line",
+                                                     "zero turns the lines off"])
+def test_a_phase_below_the_interval_or_with_lines_off_is_silent(monkeypatch, seconds):
+    monkeypatch.setenv("SSLTK_HEARTBEAT_SECONDS", seconds)
     buf, console = _console()
     with Heartbeat("loading data", console=console):
-        time.sleep(0.05)
-    assert buf.getvalue() == ""
-
-
-def test_zero_turns_the_lines_off(monkeypatch):
-    monkeypatch.setenv("SSLTK_HEARTBEAT_SECONDS", "0")
-    buf, console = _console()
-    with Heartbeat("quiet", console=console):
         time.sleep(0.05)
     assert buf.getvalue() == ""
 

@@ -29,7 +29,8 @@ def eval_minutes(cell: Cell, device: str) -> float:
     return float((cell.cost.get("eval_minutes") or {}).get(device, 0) or 0)
 
 
-def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, train_size: Optional[int] = None) -> float:
+def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, train_size: Optional[int] = None,
+                     rate: Optional[float] = None) -> float:
     """Minutes a cell takes on ``device`` (cpu or gpu): training views / the protocol's views-per-second rate for the
     backbone and data on that device (``cost.views_per_s``, usually per column) times the method's relative speed
     (``cost.speed``, usually per row), plus the evaluation's minutes. Rates are stated in the protocol file;
@@ -41,7 +42,8 @@ def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, trai
         # cost.images is the whole training set; a held-out validation split does not train
         images -= int(held) if held >= 1 else int(images * held)
     ep = int(epochs or (cell.spec.get("trainer") or {}).get("epochs", 1))
-    rate = training_rate(cell, device)
+    stated = training_rate(cell, device)
+    rate = stated if rate is None else rate  # a measured rate, where a kept run of the method gives one
     try:
         if cell.from_run is not None:  # its objective cannot be built before the run it reads exists
             views, trains = int(cost.get("views", 1)), True
@@ -50,7 +52,7 @@ def estimate_minutes(cell: Cell, device: str, epochs: Optional[int] = None, trai
     except SsltkError:  # its plugin is not installed: the cost is unknown, the cell still listed
         return math.nan
     minutes = eval_minutes(cell, device)
-    if trains and rate > 0:
+    if trains and stated > 0 and rate > 0:
         minutes += images * ep * views / rate / 60
     return minutes
 

@@ -11,9 +11,9 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import SsltkError
 from ..zoo import ZOO, read_manifest
-from .cost import estimate_minutes, eval_minutes, training_rate, views_per_image
+from ..eval.summary import mean_std
+from .cost import estimate_minutes
 
 #: a measured cell agrees with the paper within this many points (paper-targets.md)
 WITHIN = 1.5
@@ -23,13 +23,6 @@ def _paper(cell: Any) -> str:
     if cell.paper_mean is None:
         return "n/a"
     return f"{cell.paper_mean:.2f}" + (f" ± {cell.paper_std:.2f}" if cell.paper_std is not None else "")
-
-
-def _mean_std(values: List[float]) -> Tuple[float, Optional[float]]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _minutes(m: float) -> str:
@@ -78,19 +71,8 @@ def measured_rates(tables: Dict[str, Any], entries: List[Dict[str, Any]]) -> Dic
 def cpu_cost(cell: Any, rates: Dict[Tuple[str, str, str], float]) -> Tuple[float, bool]:
     """(minutes of one seed on this kind of CPU, whether the training rate was measured for this method)."""
 
-    rate = rates.get(_method_key(cell))
-    if rate is None or cell.from_run is not None:
-        return estimate_minutes(cell, "cpu"), False
-    try:
-        views, trains = views_per_image(cell.spec)
-    except SsltkError:
-        return math.nan, False
-    images = int(cell.cost.get("images", 0))
-    epochs = int((cell.spec.get("trainer") or {}).get("epochs", 1))
-    minutes = eval_minutes(cell, "cpu")
-    if trains and training_rate(cell, "cpu") > 0:
-        minutes += images * epochs * views / rate / 60
-    return minutes, True
+    rate = None if cell.from_run is not None else rates.get(_method_key(cell))
+    return estimate_minutes(cell, "cpu", rate=rate), rate is not None
 
 
 def render(tables: Dict[str, Any], entries: List[Dict[str, Any]], zoo_label: str = "ssltk/zoo/manifest.json") -> str:
@@ -116,7 +98,8 @@ def render(tables: Dict[str, Any], entries: List[Dict[str, Any]], zoo_label: str
                             f"{_minutes(estimate_minutes(c, 'gpu'))} |")
                 continue
             values = [float(e["value"]) for e in sorted(got, key=lambda e: e["seed"])]
-            mean, std = _mean_std(values)
+            mean, std = mean_std(values)
+            std = std if len(values) > 1 else None  # one run has no spread to show
             t_measured += 1
             text = f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "") + f" (n={len(values)})"
             if c.paper_mean is not None:
