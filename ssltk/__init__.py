@@ -24,7 +24,9 @@ from .api import evaluate, fit, load_backbone, make_config
 from .engine.build import trust_class_path
 from .momentum import MomentumEncoder, cosine_momentum
 from .engine.optim import no_decay_groups
-from .data.recipes import AffineCutoutAugment, Augmentation, ContrastiveAugment, CropFlipAugment, objective_recipe
+from .data.recipes import (AffineCutoutAugment, Augmentation, ContrastiveAugment, CropFlipAugment, crop_groups,
+                           objective_recipe)
+from .heads import projection_mlp
 from .data.augment import EvalTransform, normalize, to_float
 from .data.stream import pixels
 from .eval.features import eval_mode, extract_features, resolve_layer
@@ -80,7 +82,7 @@ __all__ = [
     "evaluate", "fit", "hookimpl", "list_backbones", "list_objectives", "load_backbone", "make_config",
     "register_backbone", "register_dataset", "register_evaluator", "register_head", "register_objective",
     "trust_class_path", "AffineCutoutAugment", "Augmentation", "ContrastiveAugment", "CropFlipAugment",
-    "objective_recipe", "EvalTransform", "normalize", "to_float", "pixels", "eval_mode", "extract_features", "resolve_layer", "build",
+    "objective_recipe", "crop_groups", "projection_mlp", "EvalTransform", "normalize", "to_float", "pixels", "eval_mode", "extract_features", "resolve_layer", "build",
     "read_safetensors", "save_safetensors", "checkpoint_files", "read_run_config", "writing_into", "resolve_device",
     "numerics", "command_parser", "parse_command",
 ]

@@ -93,6 +93,13 @@ class ViewBatch:
     def num_groups(self) -> int:
         return 1 if self.groups is None else len(self.groups)
 
+    def same_size_views(self, groups: Optional[int] = None) -> Tensor:
+        """The views of the first ``groups`` groups (all by default) as one tensor, group after group: the two global
+        views of the BYOL-family recipes, one group each. The groups must share their view size."""
+        if self.groups is None:
+            return self.views
+        return torch.cat(self.groups[:groups])
+
 
 @dataclass
 class ViewGroup:
@@ -211,6 +218,20 @@ class Objective(nn.Module):
         default group. ``ssltk.no_decay_groups(...)`` gives the usual split without weight decay on
         normalisation layers and biases. Called once, after :meth:`setup`."""
         return None
+
+    def on_step_start(self, step: int, progress: float) -> None:
+        """Called before every training step's forward with ``step``, the number of steps taken so far (0-based
+        index of this one), and ``progress`` = step / total steps: the place for a schedule of the objective's own
+        that its forward reads (DINO's teacher-temperature warmup, a layer frozen for the first epoch). A schedule
+        must be a function of these arguments, which a resumed run recomputes, or state saved in the objective.
+        Write values the forward reads into buffers in place (``buf.fill_(v)``) rather than into Python
+        attributes, so that a compiled step is not re-specialised at every step."""
+
+    def before_optimizer_step(self, backbone: "Backbone", step: int) -> None:
+        """Called after the backward pass (and gradient clipping), before the optimizer step, ``step`` as in
+        :meth:`on_step_start`: the place to drop gradients (``p.grad = None``) of parameters held fixed for a while,
+        as DINO's last layer and SwAV's prototypes are during the first epoch. Under torchrun the gradients are
+        already averaged over the ranks here."""
 
     def after_optimizer_step(self, backbone: "Backbone", step: int, progress: float) -> None:
         """Called after every optimizer step with the online backbone, ``step`` the number of steps taken so far

@@ -31,6 +31,11 @@ def make_batch(objective: Objective, batch_size: int = 4, spec: DataSpec = SMALL
     size = image_size or spec.image_size
     images = torch.randint(0, 256, (batch_size, spec.channels, size, size), generator=g, dtype=torch.uint8)
     labels = torch.arange(batch_size) % spec.num_classes
+    groups = objective.view_groups(spec)
+    if groups is not None:  # multi-crop: one tensor per group, as the engine batches them
+        made = [grp.augmentation(images, int(grp.num_views), g) for grp in groups]
+        return ViewBatch(views=made[0], num_views=int(groups[0].num_views), index=torch.arange(batch_size),
+                         labels=labels, groups=made, group_views=[int(grp.num_views) for grp in groups])
     k = int(objective.num_views)
     views = objective_recipe(objective, spec)(images, k, g)
     return ViewBatch(views=views, num_views=k, index=torch.arange(batch_size), labels=labels)
@@ -118,10 +123,12 @@ def check_hooks(objective: str, backbone: str = "conv4", batch_size: int = 4,
     opt = build_optimizer("sgd", groups, lr=0.05, weight_decay=0.0, momentum=0.9)
     bb.train()
     obj.train()
+    obj.on_step_start(0, 0.5)
     out = obj(make_batch(obj, batch_size, spec, seed=1), bb)
     if out.loss.requires_grad:
         opt.zero_grad()
         out.loss.backward()
+        obj.before_optimizer_step(bb, 0)
         opt.step()
     obj.after_optimizer_step(bb, 1, 0.5)
 
@@ -132,6 +139,7 @@ def check_hooks(objective: str, backbone: str = "conv4", batch_size: int = 4,
     losses = []
     for b, o in ((bb, obj), (bb2, obj2)):
         torch.manual_seed(3)
+        o.on_step_start(1, 0.5)
         losses.append(o(batch, b).loss.detach())
     assert torch.equal(losses[0], losses[1]), \
         f"{objective}: state kept outside the state dict changes the loss after a restore ({losses[0]} vs {losses[1]})"

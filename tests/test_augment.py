@@ -175,3 +175,55 @@ def test_compiled_photometric_matches_eager():
         a = eager.photometric(x, torch.Generator().manual_seed(seed))
         b = compiled.photometric(x, torch.Generator().manual_seed(seed))
         assert torch.allclose(a, b, atol=1e-4)
+
+
+# blur and solarisation (the BYOL family's recipe) ----------------------------------------------------------------
+
+def test_blur_keeps_a_uniform_image_uniform_and_matches_torchvision():
+    from ssltk.data.augment import gaussian_blur
+
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(gaussian_blur(flat, torch.tensor([0.5, 2.0]), 5), flat, atol=1e-6)
+    x = torch.rand(2, 3, 16, 16)
+    sigma = torch.tensor([0.7, 1.6])
+    mine = gaussian_blur(x, sigma, 5)
+    for i in range(2):  # torchvision's GaussianBlur with the same kernel and sigma, reflect padding
+        ref = TF.gaussian_blur(x[i:i + 1], [5, 5], [float(sigma[i])] * 2)
+        assert torch.allclose(mine[i:i + 1], ref, atol=1e-5)
+
+
+def test_solarize_inverts_at_and_above_its_threshold_only_where_drawn():
+    from ssltk.data.augment import solarize
+
+    x = torch.tensor([0.1, 127 / 255, 128 / 255, 0.9]).view(1, 1, 1, 4).repeat(2, 1, 1, 1)
+    out = solarize(x, torch.tensor([True, False]))
+    assert torch.allclose(out[0].flatten(), torch.tensor([0.1, 127 / 255, 127 / 255, 0.1]))
+    assert torch.equal(out[1], x[1])
+
+
+def test_blur_and_solarize_draws_repeat_with_the_seed_and_change_nothing_when_off():
+    x = images()
+    on = ContrastiveAugment(32, MEAN, STD, blur_p=0.5, solarize_p=0.5)
+    a, b = on(x, 2, torch.Generator().manual_seed(3)), on(x, 2, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    plain = ContrastiveAugment(32, MEAN, STD)(x, 2, torch.Generator().manual_seed(3))
+    zero = ContrastiveAugment(32, MEAN, STD, blur_p=0.0, solarize_p=0.0)(x, 2, torch.Generator().manual_seed(3))
+    assert torch.equal(plain, zero) and not torch.equal(plain, a)
+    always = ContrastiveAugment(32, MEAN, STD, jitter_p=0.0, gray_p=0.0, solarize_p=1.0)
+    never = ContrastiveAugment(32, MEAN, STD, jitter_p=0.0, gray_p=0.0)
+    s, n = always(x, 1, torch.Generator().manual_seed(4)), never(x, 1, torch.Generator().manual_seed(4))
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    raw_s, raw_n = s * std + mean, n * std + mean  # same crops: solarised where the plain view is >= 128/255
+    assert torch.allclose(raw_s, torch.where(raw_n >= 128 / 255, 1 - raw_n, raw_n), atol=1e-5)
+
+
+def test_crop_groups_drop_blur_at_32px_and_keep_it_at_96px():
+    from ssltk.data.recipes import crop_groups
+    from ssltk.interfaces import DataSpec
+
+    small = crop_groups(DataSpec(32, 3, MEAN, STD, 10), num_local=4)
+    assert [g.num_views for g in small] == [1, 1, 4] and [g.augmentation.size for g in small] == [32, 32, 16]
+    assert all(g.augmentation.blur_p == 0 for g in small)
+    assert [g.augmentation.solarize_p for g in small] == [0.0, 0.2, 0.0]
+    big = crop_groups(DataSpec(224, 3, MEAN, STD, 10), num_local=2)
+    assert [g.augmentation.blur_p for g in big] == [1.0, 0.1, 0.5] and big[2].augmentation.size == 96

@@ -183,3 +183,13 @@ def test_clustering_scores_exported_labels(run_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     res = json.loads((tmp_path / "results.json").read_text())["clustering"]
     assert res["nmi"] == pytest.approx(100.0) and res["ari"] == pytest.approx(100.0)
+
+
+def test_knn_monitor_takes_the_peers_k_and_temperature(tmp_path):
+    from helpers import built_trainer
+
+    t = built_trainer(tmp_path, knn_every=1, knn_k=200, knn_sigma=0.1)
+    monitor = t.epoch_monitors[0]
+    assert (monitor.k, monitor.sigma) == (200, 0.1)
+    with pytest.raises(ssltk.SsltkError, match="knn_sigma"):
+        ssltk.TrainerConfig(knn_sigma=0.0)

@@ -203,3 +203,19 @@ def test_selas_probe_options_max_pooling_and_sgd_steps():
     assert seen == pytest.approx([0.01, 0.002, 0.002, 0.0004])
     with pytest.raises(ssltk.SsltkError, match="optimizer"):
         LinearEval(optimizer="lbfgs")
+
+
+def test_weight_decay_schedule_is_a_cosine_over_the_run_for_the_runs_own_decay_only(tmp_path):
+    from ssltk.engine.optim import WeightDecaySchedule
+
+    s = WeightDecaySchedule(0.04, 0.4, 100)
+    assert [s.value(i) for i in (0, 50, 100)] == pytest.approx([0.04, 0.22, 0.4])
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    opt = build_optimizer("adamw", no_decay_groups(model), lr=0.1, weight_decay=0.04, momentum=0.9)
+    s.mark(opt)
+    s.apply(opt, 50)
+    assert [g["weight_decay"] for g in opt.param_groups] == pytest.approx([0.22, 0.0])
+    t = built_trainer(tmp_path, optimizer="adamw", weight_decay=0.04, weight_decay_end=0.4)
+    assert t.decay_schedule is not None and t.optimizer.param_groups[0]["scheduled_decay"]
+    with pytest.raises(SsltkError, match="weight_decay_end"):
+        ssltk.TrainerConfig(weight_decay_end=-1.0)

@@ -411,3 +411,28 @@ def cutout(x: Tensor, size: int, apply: Tensor, g: Optional[torch.Generator], va
     inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
     mask = (inside & apply.view(-1, 1, 1)).unsqueeze(1)
     return x.masked_fill(mask, value)
+
+
+def blur_kernel_size(size: int) -> int:
+    """The odd Gaussian kernel of about a tenth of the side that BYOL uses (23 px at 224, appendix B); 3 at 32 px."""
+    return max(3, int(0.1 * size) // 2 * 2 + 1)
+
+
+def gaussian_blur(x: Tensor, sigma: Tensor, kernel: int) -> Tensor:
+    """Separable Gaussian blur of float views (n, C, H, W), each with its own ``sigma`` (n,), reflect-padded as
+    torchvision's ``GaussianBlur``: one grouped convolution per axis for the whole batch."""
+    n, c, h, w = x.shape
+    r = kernel // 2
+    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    weights = torch.exp(-(t[None, :] ** 2) / (2 * sigma.to(x.dtype)[:, None] ** 2))
+    weights = (weights / weights.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*C, kernel)
+    y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, weights.view(n * c, 1, kernel, 1), groups=n * c)
+    y = F.conv2d(y, weights.view(n * c, 1, 1, kernel), groups=n * c)
+    return y.view(n, c, h, w)
+
+
+def solarize(x: Tensor, apply: Tensor, threshold: float = 128 / 255) -> Tensor:
+    """PIL's ``ImageOps.solarize`` on float views in [0, 1]: where ``apply`` (n,), values at or above ``threshold``
+    (128 of 255) are inverted (BYOL, appendix B)."""
+    return torch.where(apply.view(-1, 1, 1, 1) & (x >= threshold), 1.0 - x, x)

@@ -12,10 +12,10 @@ from typing import Any, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..interfaces import DataSpec
-from .augment import (affine, affine_matrices, chunk_slices, color_jitter, crop_boxes, cutout, flip_u8, grayscale,
-                      SKIP, jitter_orders, maybe_compiled, normalize, output_buffer, resized_crop, scratch, to_float,
-                      to_float_into, _uniform)
+from ..interfaces import DataSpec, ViewGroup
+from .augment import (affine, affine_matrices, blur_kernel_size, chunk_slices, color_jitter, crop_boxes, cutout,
+                      flip_u8, gaussian_blur, grayscale, SKIP, jitter_orders, maybe_compiled, normalize, output_buffer,
+                      resized_crop, scratch, solarize, to_float, to_float_into, _uniform)
 
 
 class Augmentation:
@@ -62,16 +62,29 @@ class ContrastiveAugment(Augmentation):
     3/4-4/3, bilinear) -> HFlip 0.5 -> ColorJitter(0.8, 0.8, 0.8, 0.2) with p 0.8 -> Grayscale p 0.2 -> normalise.
 
     Each view of each image has its own crop box, flip, jitter factors, order of the four jitter operations and
-    grayscale draw, as torchvision's per-image transforms have: two views of one image seldom share their order."""
+    grayscale draw, as torchvision's per-image transforms have: two views of one image seldom share their order.
+
+    ``blur_p`` and ``solarize_p`` (0 here) add the last two steps of the BYOL recipe (Grill et al. 2020, appendix B),
+    which DINO, MoCo v3, SwAV, Barlow Twins and VICReg share: Gaussian blur with a per-view sigma drawn from
+    ``blur_sigma`` and a kernel of a tenth of the side (:func:`~ssltk.data.augment.blur_kernel_size`), then
+    solarisation (invert values at or above 128/255). They run after grayscale, in torchvision's order, and draw
+    nothing when their probability is 0, so the recipes without them are unchanged."""
 
     def __init__(self, size: Optional[int] = None, mean: Optional[Sequence[float]] = None,
                  std: Optional[Sequence[float]] = None, scale: Tuple[float, float] = (0.08, 1.0),
                  ratio: Tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5,
                  jitter: Tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2), jitter_p: float = 0.8,
-                 gray_p: float = 0.2):
+                 gray_p: float = 0.2, blur_p: float = 0.0, blur_sigma: Tuple[float, float] = (0.1, 2.0),
+                 solarize_p: float = 0.0):
         super().__init__(size, mean, std)
         self.scale, self.ratio, self.flip_p = tuple(scale), tuple(ratio), flip_p
         self.jitter, self.jitter_p, self.gray_p = tuple(jitter), jitter_p, gray_p
+        for name, p in (("blur_p", blur_p), ("solarize_p", solarize_p)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"--augment.{name} must be a probability in [0, 1], got {p!r}")
+        if not 0 < blur_sigma[0] <= blur_sigma[1]:
+            raise ValueError(f"--augment.blur_sigma must be 0 < low <= high, got {blur_sigma!r}")
+        self.blur_p, self.blur_sigma, self.solarize_p = blur_p, tuple(blur_sigma), solarize_p
 
     def __call__(self, images: Tensor, num_views: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
         self._check()
@@ -121,6 +134,8 @@ class ContrastiveAugment(Augmentation):
         gmask = None
         if self.gray_p > 0 and c == 3:
             gmask = (torch.rand(n, generator=g, device=dev) < self.gray_p).view(-1, 1, 1, 1)
+        blur = self._blur_draws(n, g, dev)
+        sol = torch.rand(n, generator=g, device=dev) < self.solarize_p if self.solarize_p > 0 else None
         convert = maybe_compiled(to_float_into, self.compiled)
         finish = maybe_compiled(_gray_normalize_into, self.compiled)
         out = output_buffer(x.shape, dev)
@@ -130,8 +145,28 @@ class ContrastiveAugment(Augmentation):
             if order is not None:
                 v = color_jitter(v, *factors[:, part], order[part], compiled=self.compiled,
                                  buffers=(scratch(1, shape, dev), scratch(2, shape, dev)))
-            finish(v, None if gmask is None else gmask[part], self.mean, self.std, out[part])
+            gm = None if gmask is None else gmask[part]
+            if blur is not None or sol is not None:
+                v = self._blur_solarize(v if gm is None else torch.where(gm, grayscale(v).expand(-1, 3, -1, -1), v),
+                                        blur, sol, part)
+                gm = None
+            finish(v, gm, self.mean, self.std, out[part])
         return out
+
+    def _blur_draws(self, n: int, g: Optional[torch.Generator], dev):
+        """Which views are blurred and their sigmas, drawn for the whole batch (none when ``blur_p`` is 0)."""
+        if self.blur_p <= 0:
+            return None
+        apply = torch.rand(n, generator=g, device=dev) < self.blur_p
+        return apply, _uniform(n, self.blur_sigma[0], self.blur_sigma[1], g, dev)
+
+    def _blur_solarize(self, v: Tensor, blur, sol: Optional[Tensor], part: slice) -> Tensor:
+        if blur is not None:
+            idx = blur[0][part].nonzero().squeeze(1)
+            if idx.numel():
+                v = v.clone()
+                v[idx] = gaussian_blur(v[idx], blur[1][part][idx], blur_kernel_size(v.shape[-1]))
+        return v if sol is None else solarize(v, sol[part])
 
 
 def _gray_normalize_into(x: Tensor, gmask: Optional[Tensor], mean: Sequence[float], std: Sequence[float],
@@ -240,3 +275,37 @@ def objective_recipe(objective: Any, spec: DataSpec) -> Augmentation:
     (:class:`ContrastiveAugment`, paper 000 A.5) when its :meth:`~ssltk.Objective.augmentation` says None."""
     recipe = objective.augmentation(spec)
     return recipe if recipe is not None else ContrastiveAugment().configure(spec)
+
+
+#: the side at or below which the crop recipes drop Gaussian blur, as the CIFAR benchmarks of solo-learn and lightly
+#: do: a kernel of a tenth of 32 px is 3 px, and blurring what is left of a 32 px crop removes most of the image
+SMALL_IMAGE = 64
+
+
+def crop_groups(spec: DataSpec, *, global_scale: Tuple[float, float] = (0.08, 1.0),
+                jitter: Tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1), gray_p: float = 0.2,
+                global_blur: Tuple[float, float] = (1.0, 0.1), global_solarize: Tuple[float, float] = (0.0, 0.2),
+                num_local: int = 0, local_scale: Tuple[float, float] = (0.05, 0.4), local_size: Optional[int] = None,
+                local_blur: float = 0.5) -> list:
+    """The view groups of the BYOL family's recipe (Grill et al. 2020, appendix B; shared with small changes by MoCo
+    v3, DINO, SwAV, Barlow Twins and VICReg): two global views of the data's size, each its own group because their
+    blur and solarisation probabilities differ (``global_blur``, ``global_solarize``), then ``num_local`` small
+    views (multi-crop, Caron et al. 2020) of ``local_size`` px (default: 96/224 of the side, at least 16) from
+    ``local_scale`` of the image, blurred with ``local_blur``. Crop, flip 0.5, colour jitter ``jitter`` with p 0.8,
+    grayscale ``gray_p``, blur, solarisation, normalise, in that order.
+
+    At or below :data:`SMALL_IMAGE` px blur is dropped (probability 0), as in the peers' CIFAR recipes; solarisation
+    is kept."""
+    size = spec.image_size
+    small = size <= SMALL_IMAGE
+
+    def recipe(scale, blur, solar, side=None):
+        return ContrastiveAugment(side, scale=scale, jitter=jitter, gray_p=gray_p, blur_p=0.0 if small else blur,
+                                  solarize_p=solar).configure(spec)
+
+    groups = [ViewGroup(1, recipe(global_scale, global_blur[0], global_solarize[0])),
+              ViewGroup(1, recipe(global_scale, global_blur[1], global_solarize[1]))]
+    if num_local > 0:
+        side = local_size or min(size, max(16, round(size * 96 / 224)))
+        groups.append(ViewGroup(int(num_local), recipe(local_scale, local_blur, 0.0, side)))
+    return groups

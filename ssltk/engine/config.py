@@ -26,6 +26,8 @@ class TrainerConfig:
         batch_size: images per step (each yields the objective's K views).
         lr: learning rate.
         weight_decay: L2 weight decay of the optimizer.
+        weight_decay_end: if set, the weight decay follows a cosine from ``weight_decay`` to this value over the run,
+            stepped every iteration (DINO: 0.04 to 0.4); groups with their own decay (biases, norms) keep it.
         optimizer: adam, adamw, sgd, lars (timm's LARS) or a torch.optim class path (torch.optim.RMSprop).
         optimizer_args: further options of the optimizer's constructor (betas, trust_coeff, nesterov, ...).
         momentum: momentum of SGD and LARS (ignored by optimizers without one).
@@ -61,6 +63,8 @@ class TrainerConfig:
         probe_size: labelled images the probe uses (None: the whole training split).
         knn_every: every N epochs score weighted kNN (k=50, sigma=0.1) of the frozen backbone on the held-out split
             and log it (event "knn"); 0 disables it. Evaluation mode and no random draws: training is unchanged.
+        knn_k, knn_sigma: the monitor's neighbours and temperature: 50 and 0.1 as paper 004; 200 and 0.1 as the peers'
+            CIFAR-10 benchmarks report it (lightly, solo-learn), so that numbers compare with theirs.
         loggers: experiment loggers besides metrics.jsonl (csv, tensorboard, wandb, or a plugin's).
         max_time: stop before this much wall time has passed (a duration: ``3600``, ``90s``, ``20m``, ``1h30m`` or
             ``DD:HH:MM:SS``), after the last epoch that fits, with a checkpoint, the exit status 3 and the resume
@@ -79,6 +83,7 @@ class TrainerConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
+    weight_decay_end: Optional[float] = None
     optimizer: str = "adam"
     optimizer_args: Options = None
     momentum: float = 0.9
@@ -104,6 +109,8 @@ class TrainerConfig:
     probe_every: int = 0
     probe_size: Optional[int] = None
     knn_every: int = 0
+    knn_k: int = 50
+    knn_sigma: float = 0.1
     loggers: List[str] = field(default_factory=list)
     max_time: Optional[str] = None
     distributed: str = "auto"
@@ -117,6 +124,9 @@ class TrainerConfig:
                        probe_size=self.probe_size)
         check_at_least(0, "trainer.", epochs=self.epochs, seed=self.seed, checkpoint_every=self.checkpoint_every,
                        log_every=self.log_every, probe_every=self.probe_every, knn_every=self.knn_every)
+        check_at_least(1, "trainer.", knn_k=self.knn_k)
+        if not (isinstance(self.knn_sigma, (int, float)) and math.isfinite(self.knn_sigma) and self.knn_sigma > 0):
+            raise SsltkError(f"--trainer.knn_sigma must be a finite number > 0, got {self.knn_sigma!r}")
         if not isinstance(self.loggers, (list, tuple)) or not all(isinstance(n, str) for n in self.loggers):
             raise SsltkError(f"--trainer.loggers must be a list of logger names, got {self.loggers!r}")
         for name in ("lr", "weight_decay", "momentum", "warmup_epochs", "grad_clip"):
@@ -124,6 +134,10 @@ class TrainerConfig:
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 raise SsltkError(f"--trainer.{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, "
                                  f"got {value!r}")
+        if self.weight_decay_end is not None and not (isinstance(self.weight_decay_end, (int, float))
+                                                      and math.isfinite(self.weight_decay_end)
+                                                      and self.weight_decay_end >= 0):
+            raise SsltkError(f"--trainer.weight_decay_end must be a finite number >= 0, got {self.weight_decay_end!r}")
         optimizer_class(self.optimizer)  # a clear error for an unknown name or class path
         if self.optimizer_args is not None and not isinstance(self.optimizer_args, dict):
             raise SsltkError(f"--trainer.optimizer_args must be a mapping, got {self.optimizer_args!r}")

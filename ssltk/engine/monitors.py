@@ -27,15 +27,16 @@ class ProbeMonitor:
 class KNNMonitor:
     """Every ``every`` epochs, weighted kNN accuracy of the frozen backbone on the held-out (or test) split."""
 
-    def __init__(self, data: Any, device: torch.device, every: int, epochs: int):
+    def __init__(self, data: Any, device: torch.device, every: int, epochs: int, k: int = 50, sigma: float = 0.1):
         self.data, self.device, self.every, self.epochs = data, device, every, epochs
+        self.k, self.sigma = k, sigma
 
     def after_epoch(self, backbone: nn.Module, epoch: int, step: int, log: Any, progress: Any = None) -> None:
         if (epoch + 1) % self.every:
             return
         from ..eval.knn import KNNEval
 
-        metrics = KNNEval().evaluate(backbone, self.data, device=self.device).metrics
+        metrics = KNNEval(k=self.k, sigma=self.sigma).evaluate(backbone, self.data, device=self.device).metrics
         log.write(event="knn", epoch=epoch + 1, step=step, knn_accuracy=metrics["accuracy"],
                   **({"knn_accuracy_top5": metrics["accuracy_top5"]} if "accuracy_top5" in metrics else {}))
         if progress is not None:

@@ -12,6 +12,10 @@
 - :class:`LRSchedule` is a pure function of the global step: linear warmup over ``warmup_epochs``, then constant,
   step (divided by 10 at 50% and 75% of the epochs; paper 000, A.4-A.6) or a cosine stepped every iteration (SGDR,
   Loshchilov & Hutter 2017, without restarts). Nothing of it needs checkpointing: a resumed run recomputes it.
+- :class:`WeightDecaySchedule` (``--trainer.weight_decay_end``) moves the weight decay of the groups that use the
+  run's own along a cosine from ``--trainer.weight_decay`` to the end value over the run (DINO, Caron et al. 2021,
+  section 3 and appendix: 0.04 to 0.4); groups that set their own decay (no decay on biases) keep it. It is a pure
+  function of the step as well.
 """
 from __future__ import annotations
 
@@ -161,3 +165,26 @@ class LRSchedule:
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * f
 
+
+
+class WeightDecaySchedule:
+    """wd(step) = end + (start - end) * (1 + cos(pi * step / total)) / 2 for the groups whose weight decay was the
+    run's ``start`` when the optimizer was built; the others (a group declared with its own decay) keep theirs."""
+
+    def __init__(self, start: float, end: float, total_steps: int):
+        self.start, self.end, self.total = float(start), float(end), max(1, total_steps)
+
+    def value(self, step: int) -> float:
+        t = min(max(step / self.total, 0.0), 1.0)
+        return self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def mark(self, optimizer: torch.optim.Optimizer) -> None:
+        """Note which groups follow the schedule (kept in the group, so a restored optimizer keeps it too)."""
+        for group in optimizer.param_groups:
+            group["scheduled_decay"] = group.get("weight_decay", 0.0) == self.start
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        wd = self.value(step)
+        for group in optimizer.param_groups:
+            if group.get("scheduled_decay"):
+                group["weight_decay"] = wd

@@ -31,7 +31,7 @@ from ..interfaces import FitContext, ObjectiveOutput, ViewBatch, ViewGroup
 from .build import build, build_objective, import_class, registry_name, registry_source
 from .checkpoint import save_backbone
 from .precision import amp_enabled, autocast
-from .optim import LRSchedule, build_optimizer, collect_groups
+from .optim import LRSchedule, WeightDecaySchedule, build_optimizer, collect_groups
 from .distributed import convert_sync_batchnorm, init_process_group, local_device, wrap_ddp
 from ..loggers import create_loggers
 from .preflight import check_backbone_input
@@ -96,7 +96,8 @@ class Trainer:
         # monitors read the backbone with generators of their own: training is the same with or without them
         self.step_monitors = [ProbeMonitor(self.images, self.labels, self.spec, self.device, self.cfg.probe_size,
                                            self.cfg.seed, self.cfg.probe_every)] if self.cfg.probe_every > 0 else []
-        self.epoch_monitors = [KNNMonitor(self.data, self.device, self.cfg.knn_every, self.cfg.epochs)] \
+        self.epoch_monitors = [KNNMonitor(self.data, self.device, self.cfg.knn_every, self.cfg.epochs,
+                                         self.cfg.knn_k, self.cfg.knn_sigma)] \
             if self.cfg.knn_every else []
 
     def _build_data(self) -> None:
@@ -152,8 +153,14 @@ class Trainer:
             raise SsltkError(f"{type(self.objective).__name__} makes several view groups, each with its own recipe: "
                              "--augment cannot replace them (set the objective's own options instead)")
         self.groups: List[ViewGroup] = groups
-        for g in groups:
+        low = int(getattr(self.backbone, "min_size", 1) or 1)
+        for i, g in enumerate(groups):
             g.augmentation.compiled = bool(cfg.compile_augment)
+            side = getattr(g.augmentation, "size", None)
+            if side is not None and int(side) < low:
+                raise SsltkError(f"{type(self.objective).__name__}'s view group {i} makes {side} px views, and the "
+                                 f"backbone needs at least {low} px (set the objective's local views off, e.g. "
+                                 "--objective.num_local 0, or choose a smaller backbone)")
         if cfg.batch_size % self.world_size:
             raise SsltkError(f"batch size {cfg.batch_size} (the global batch) does not split over "
                              f"{self.world_size} processes; use a multiple of {self.world_size}")
@@ -174,6 +181,11 @@ class Trainer:
                                          cfg.optimizer_args, fused=self.cuda)
         self.schedule = LRSchedule(cfg.schedule, cfg.epochs, self.steps_per_epoch, cfg.warmup_epochs,
                                    cfg.milestones)
+        self.decay_schedule = None
+        if cfg.weight_decay_end is not None:
+            self.decay_schedule = WeightDecaySchedule(cfg.weight_decay, cfg.weight_decay_end,
+                                                      cfg.epochs * self.steps_per_epoch)
+            self.decay_schedule.mark(self.optimizer)
         self.amp_dtype = torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16
         self.amp = amp_enabled(cfg.amp, self.device)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
@@ -326,13 +338,16 @@ class Trainer:
         batch = ViewBatch(views=made[0], num_views=int(self.groups[0].num_views), index=idx, labels=labels,
                           groups=made if several else None,
                           group_views=[g.num_views for g in self.groups] if several else None)
+        total_steps = self.cfg.epochs * self.steps_per_epoch
+        self.objective.on_step_start(self.global_step, self.global_step / total_steps)
         with autocast(self.device, self.amp, self.amp_dtype):
             out = self._compiled_forward(batch) if self.cfg.compile else self._forward(batch)
         loss = out.loss.float()
         self.schedule.apply(self.optimizer, self.global_step)
+        if self.decay_schedule is not None:
+            self.decay_schedule.apply(self.optimizer, self.global_step)
         self.optimizer_step(loss)
         self.global_step += 1
-        total_steps = self.cfg.epochs * self.steps_per_epoch
         self.objective.after_optimizer_step(self.backbone, self.global_step, self.global_step / total_steps)
         return out, loss
 
@@ -404,6 +419,7 @@ class Trainer:
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.objective.before_optimizer_step(self.backbone, self.global_step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
 

@@ -1,4 +1,4 @@
 """Head builders shared by objectives."""
-from .mlp import MLPHead, RelationHead
+from .mlp import MLPHead, RelationHead, projection_mlp
 
-__all__ = ["MLPHead", "RelationHead"]
+__all__ = ["MLPHead", "RelationHead", "projection_mlp"]
