@@ -20,7 +20,12 @@ def _label_file() -> str:
 
 # keep K small in the suite: the contract does not depend on the number of views
 SMALL_ARGS = {"relational": {"k": 2}, "structured-mi": {"k": 2}, "sela": {"clusters": 16, "heads": 2},
-              "sela-transfer": {"labels": _label_file()}}
+              "sela-transfer": {"labels": _label_file()},
+              # the peers' methods with narrow heads: the contract does not depend on their widths
+              "byol": {"hidden_dim": 64}, "mocov3": {"hidden_dim": 64}, "barlowtwins": {"proj_dim": 64},
+              "vicreg": {"proj_dim": 64}, "dino": {"out_dim": 128, "hidden_dim": 64, "num_local": 2},
+              "swav": {"prototypes": 16, "hidden_dim": 64, "num_local": 2}}
+MULTI_CROP = ("dino", "swav")
 BACKBONES = ["conv4", "resnet8", "resnet32", "resnet56", "resnet34", "alexnet", "timm:resnet18"]
 FEATURES = {"resnet34": 512, "alexnet": 4096, "timm:resnet18": 512}
 
@@ -29,6 +34,8 @@ def args_for(objective, backbone):
     args = dict(SMALL_ARGS.get(objective, {}))
     if objective == "structured-mi":  # S x D must equal the backbone's feature size: 8 entities of F/8 features
         args["dim"] = FEATURES.get(backbone, 64) // 8
+    if objective in MULTI_CROP and backbone == "alexnet":  # its 32 px minimum leaves no room for 16 px local views
+        args["num_local"] = 0
     return args
 
 

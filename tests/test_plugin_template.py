@@ -67,20 +67,20 @@ def test_installed_template_trains(plugin_venv, tmp_path):
 
 def test_not_visible_outside_the_venv():
     out = subprocess.run([sys.executable, "-m", "ssltk", "list", "objectives"], capture_output=True, text=True)
-    assert "x-simsiam" not in out.stdout and "byol" not in out.stdout
+    assert "x-simsiam" not in out.stdout and "byol-example" not in out.stdout
 
 
 def test_installed_byol_is_listed_and_passes_the_contract(plugin_venv):
-    out = run(plugin_venv, "list", "objectives", "byol")
+    out = run(plugin_venv, "list", "objectives", "byol-example")
     assert out.returncode == 0 and "[plugin byol (ssltk-byol" in out.stdout, out.stdout + out.stderr
-    code = "from ssltk.testing import check_hooks, check_objective; check_objective('byol'); check_hooks('byol')"
+    code = "from ssltk.testing import check_hooks, check_objective; check_objective('byol-example'); check_hooks('byol-example')"
     contract = subprocess.run([str(plugin_venv), "-c", code], capture_output=True, text=True, env=venv_env())
     assert contract.returncode == 0, contract.stderr
 
 
 def test_byol_trains_on_the_embedded_dataset_and_checkpoints_its_target(plugin_venv, tmp_path):
     run_dir = tmp_path / "run"
-    out = run(plugin_venv, "fit", "--objective", "byol", "--trainer.epochs", "1", "--trainer.run_dir", str(run_dir),
+    out = run(plugin_venv, "fit", "--objective", "byol-example", "--trainer.epochs", "1", "--trainer.run_dir", str(run_dir),
               "--evaluate.random_baseline", "false", "--evaluate.epochs", "5")
     assert out.returncode == 0, out.stderr
     from safetensors import safe_open
@@ -97,7 +97,7 @@ def test_byol_resumes_exactly_after_sigkill(plugin_venv, tmp_path):
     from safetensors.torch import load_file
     from helpers import kill_after_first_checkpoint
 
-    fit = ["fit", "--objective", "byol", "--objective.hidden_dim", "256", "--data.train_size", "512",
+    fit = ["fit", "--objective", "byol-example", "--objective.hidden_dim", "256", "--data.train_size", "512",
            "--trainer.batch_size", "64", "--trainer.epochs", "3", "--trainer.progress", "false",
            "--evaluate.linear", "false"]
     full, killed = tmp_path / "full", tmp_path / "killed"

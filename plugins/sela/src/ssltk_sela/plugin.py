@@ -6,8 +6,10 @@ from ssltk import hookimpl
 def ssltk_register_objectives(register):
     from .labels import LabelTransfer
     from .objective import SelaObjective
+    from .swav import SwAVObjective
 
     register("sela", SelaObjective)
+    register("swav", SwAVObjective)
     register("sela-transfer", LabelTransfer)
 
 

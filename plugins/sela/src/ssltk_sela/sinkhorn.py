@@ -195,3 +195,24 @@ def sinkhorn_labels(logits: Tensor, lam: float = 25.0, max_iters: int = 1000, to
 def assignment(a: Tensor, result: SinkhornResult) -> Tensor:
     """The full Q = exp(a + u + v) (N x K), for tests and small problems only."""
     return (a + result.u[:, None] + result.v[None, :]).exp()
+
+
+@torch.no_grad()
+def sinkhorn_codes(scores: Tensor, epsilon: float = 0.05, iterations: int = 3, distributed: bool = False,
+                   chunk: int = 65536) -> Tensor:
+    """SwAV's online codes (Caron et al. 2020, section 3.1, eq. 3; the authors' ``distributed_sinkhorn``): the same
+    transport problem as SeLa's eq. 7 on one batch, with ``a = scores / epsilon`` for the B x K prototype scores,
+    solved by a fixed number of iterations from uniform scalings, prototypes (columns) first, then samples (rows).
+    Returns Q scaled so that every row sums to 1 (the soft codes), float32. ``distributed`` sums over every
+    process's rows, so B is the global batch, as the authors' all-reduces do. Uses this module's log-domain updates,
+    so small epsilon cannot overflow."""
+    a = scores.float() / epsilon
+    n = a.shape[0]
+    if distributed:
+        n = int(_all_reduce(torch.tensor(float(n), device=a.device), "sum", True).item())
+    log_n, log_k = math.log(n), math.log(a.shape[1])
+    u = torch.zeros(a.shape[0], dtype=torch.float32, device=a.device)
+    for _ in range(iterations):
+        v = -log_k - _column_lse(a, u, chunk, distributed)
+        u = _row_update(a, v, log_n, chunk)
+    return (a + u[:, None] + v[None, :] + log_n).exp()

@@ -6,4 +6,4 @@ from ssltk import hookimpl
 def ssltk_register_objectives(register):
     from .objective import BYOL
 
-    register("byol", BYOL)
+    register("byol-example", BYOL)
