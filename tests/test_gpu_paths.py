@@ -118,3 +118,26 @@ def test_gpu_suite_all_parts_smoke_within_budget(tmp_path):
     refused = subprocess.run([sys.executable, str(suite), "--record-from", str(tmp_path / "out")],
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "never recorded" in refused.stderr
+
+
+def test_gpu_suite_peers_part_smoke_trains_a_method_and_resumes_it(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    data = tmp_path / "train"
+    for i in range(400):  # the smoke run trains 256 and holds 128 out
+        (data / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), ((i * 37) % 256, (i * 11) % 256, i % 256)).save(data / f"c{i % 3}" / f"{i}.png")
+    suite = Path(__file__).resolve().parents[1] / "examples" / "benchmarks" / "gpu_suite.py"
+    argv = [sys.executable, str(suite), "--part", "peers", "--method", "byol", "--smoke", "--budget", "300",
+            "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--data", str(data)]
+    ran = subprocess.run(argv, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    figures = json.loads((tmp_path / "out" / "peers.json").read_text())
+    assert figures["method"] == "byol" and figures["epochs_done"] == 2 and "knn_accuracy" in figures
+    again = subprocess.run(argv, capture_output=True, text=True)  # a finished run is picked up, not retrained
+    assert again.returncode == 0 and json.loads((tmp_path / "out" / "peers.json").read_text())["epochs_done"] == 2

@@ -78,7 +78,8 @@ def record(title: str, command: str, lines: list[str], commit: str | None = None
 
 def reduced_cifar10_fit(objective: str, objective_args: dict, root: Path, run_dir: Path, seed: int = 0,
                         epochs: int = 20, batch: int = 64, backbone: str = "conv4", train_size: int = 10000,
-                        val_size: int = 10000, random_baseline: bool = True, augment: str | None = None):
+                        val_size: int = 10000, random_baseline: bool = True, augment: str | None = None,
+                        trainer: dict | None = None):
     """The reduced CIFAR-10 protocol of the issues: a fixed 10,000-image training subset, a disjoint 10,000-image
     validation split (split seed 0), linear evaluation (Adam 1e-3, 100 epochs, batch 128) on the validation split."""
     import ssltk
@@ -90,7 +91,7 @@ def reduced_cifar10_fit(objective: str, objective_args: dict, root: Path, run_di
     return ssltk.fit(objective, backbone, "imagefolder", objective_args=objective_args, data_args=data_args,
                      augment=augment,
                      trainer={"epochs": epochs, "batch_size": batch, "seed": seed, "progress": False,
-                              "run_dir": str(run_dir)},
+                              "run_dir": str(run_dir), **(trainer or {})},
                      evaluate={"random_baseline": random_baseline})
 
 

@@ -19,7 +19,8 @@ case "${1:-}" in
   prepare)
     mkdir -p .whl .data
     cp "$SHARED"/gpu/wheels/*.whl .whl/
-    cp "$SHARED"/datasets/cifar10-train-jpg.tar.gz "$SHARED"/tools/reference_relational.py .data/
+    cp "$SHARED"/datasets/cifar10-train-jpg.tar.gz "$SHARED"/datasets/cifar10-test-half-jpg.tar.gz \
+        "$SHARED"/tools/reference_relational.py .data/
     du -sh .whl .data
     ;;
   install)
@@ -27,8 +28,9 @@ case "${1:-}" in
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target .site --upgrade .whl/*.whl
     export PYTHONPATH="$PWD/.site${PYTHONPATH:+:$PYTHONPATH}"
     "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation -e . -e plugins/relational \
-        -e plugins/structured_mi -e plugins/baselines -e plugins/sela
+        -e plugins/structured_mi -e plugins/baselines -e plugins/sela -e plugins/momentum -e plugins/decorrelation
     [ -d .data/train ] || tar -xzf .data/cifar10-train-jpg.tar.gz -C .data
+    [ -d .data/test ] || [ ! -f .data/cifar10-test-half-jpg.tar.gz ] || tar -xzf .data/cifar10-test-half-jpg.tar.gz -C .data
     "$PYTHON" -c "import jsonargparse, ssltk, torch; print('ssltk', ssltk.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available(), '| jsonargparse from', jsonargparse.__file__)"
     echo "images: $(find .data/train -name '*.jpg' | wc -l) in .data/train"
     ;;
