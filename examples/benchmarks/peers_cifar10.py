@@ -7,7 +7,9 @@ every method, each method's own optimiser defaults and views; then linear evalua
 10,000-image validation split. Conditions that differ from each paper, for every method alike: batch 64 without
 rescaling the learning rate, warmup capped at half of the 20 epochs, Conv-4's 64 features, blur dropped at 32 px.
 Heads narrowed for a CPU, named in the table: DINO 2,048 outputs (lightly's CIFAR-10 benchmark), Barlow Twins and
-VICReg 2,048-wide projectors (solo-learn's CIFAR setting). Finished runs are reused and unfinished ones resume.
+VICReg 2,048-wide projectors (solo-learn's CIFAR setting). SwAV runs twice: with the paper's epsilon 0.05, with which
+it collapses to uniform predictions here (its loss reaches ln 3000 within 3 epochs), and with 0.02, whose sharper
+codes keep it from collapsing. Finished runs are reused and unfinished ones resume.
 
     python examples/benchmarks/peers_cifar10.py [--methods ...] [--seeds 0 1 2] [--data DIR] [--out DIR] [--record]
 """
@@ -22,7 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_run_arguments, data_and_runs, epoch_records, record, reduced_cifar10_fit  # noqa: E402
 
 METHODS = {"random": {}, "relational": {"k": 4}, "simclr": {}, "byol": {}, "mocov3": {},
-           "dino": {"out_dim": 2048}, "swav": {}, "barlowtwins": {"proj_dim": 2048}, "vicreg": {"proj_dim": 2048}}
+           "dino": {"out_dim": 2048}, "swav": {}, "swav-eps0.02": {"epsilon": 0.02},
+           "barlowtwins": {"proj_dim": 2048}, "vicreg": {"proj_dim": 2048}}
+
+
+def objective_of(row: str) -> str:
+    """A row's objective: its name up to a variant suffix (``swav-eps0.02`` is ``swav`` with other options)."""
+    return row.split("-eps")[0]
 KNN = {"knn_k": 200, "knn_sigma": 0.1}
 
 
@@ -44,7 +52,7 @@ def main() -> None:
     from ssltk.eval.results import read_results
     from ssltk.eval.summary import format_mean_std
 
-    unknown = sorted(set(a.methods) - set(ssltk.list_objectives()))
+    unknown = sorted({objective_of(m) for m in a.methods} - set(ssltk.list_objectives()))
     if unknown:
         p.error(f"not registered objectives: {', '.join(unknown)}")
     root, out = data_and_runs(a)
@@ -55,7 +63,7 @@ def main() -> None:
             if "linear" not in read_results(run):
                 t0 = time.perf_counter()
                 trainer = dict(KNN, knn_every=a.epochs) if method != "random" else {}
-                reduced_cifar10_fit(method, METHODS.get(method, {}), root, run, seed, a.epochs,
+                reduced_cifar10_fit(objective_of(method), METHODS.get(method, {}), root, run, seed, a.epochs,
                                     random_baseline=False, trainer=trainer)
                 print(f"{method} seed {seed}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
             rows.setdefault(method, []).append(run)

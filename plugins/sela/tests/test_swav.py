@@ -28,10 +28,11 @@ def test_sinkhorn_codes_equal_the_authors_iteration():
     torch.manual_seed(0)
     scores = torch.nn.functional.normalize(torch.randn(16, 8), dim=1) @ torch.nn.functional.normalize(
         torch.randn(10, 8), dim=1).T
-    for iters in (1, 3):
-        codes = sinkhorn_codes(scores, 0.05, iters)
-        assert torch.allclose(codes.double(), _authors_sinkhorn(scores, 0.05, iters), atol=1e-5)
-        assert torch.allclose(codes.sum(1), torch.ones(16), atol=1e-5)  # each row is a soft code
+    for eps in (0.05, 0.01):  # the scaled exponential domain, then the log domain (a range of 2 / 0.01 = 200)
+        for iters in (1, 3):
+            codes = sinkhorn_codes(scores, eps, iters)
+            assert torch.allclose(codes.double(), _authors_sinkhorn(scores, eps, iters), atol=1e-4)
+            assert torch.allclose(codes.sum(1), torch.ones(16), atol=1e-5)  # each row is a soft code
 
 
 def test_sinkhorn_codes_survive_a_tiny_epsilon():
