@@ -13,6 +13,10 @@ LARS with weight decay 1e-6, the learning rate 4.8 of batch 4096 scaled linearly
 epochs then cosine (to 0, where the authors stop at a thousandth). Multi-crop 2 x (scale 0.14-1) + 6 x (0.05-0.14)
 at 96/224 of the side (16 px at 32 px); colour jitter of strength 1 (0.8, 0.8, 0.8, 0.2) p 0.8, grayscale 0.2, blur
 0.5 on every view, no solarisation; at 32 px blur is dropped (:func:`ssltk.crop_groups`).
+
+Small scale: on Conv-4, CIFAR-10 at batch 64 (the reduced protocol of RESULTS.md) epsilon 0.05 collapses to uniform
+predictions within 3 epochs (the loss reaches ln K, for 30 to 3,000 prototypes), and ``--objective.epsilon 0.02``,
+whose codes are sharper, trains (39.4 linear against 29.0 for random weights).
 """
 from __future__ import annotations
 
