@@ -111,3 +111,15 @@ def test_the_shipped_report_is_generated_from_the_shipped_manifest():
     for e in read_manifest():
         if e.get("weights"):
             assert sha256_file(zoo_mod.ZOO / e["weights"]) == e["sha256"], e["name"]
+
+
+def test_training_minutes_ignore_an_epoch_spent_paused(tmp_path):
+    import json
+
+    from ssltk.reproduce.keep import training_speed
+
+    lines = [{"event": "epoch", "epoch": i + 1, "step": 10 * (i + 1), "views_per_s": 100.0, "seconds": s}
+             for i, s in enumerate([12.0, 12.0, 4000.0, 12.0])]  # the third epoch waited under SIGSTOP
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    speed = training_speed(tmp_path)
+    assert speed["train_minutes"] == 0.8 and speed["steps_per_epoch"] == 10

@@ -95,8 +95,10 @@ def _image_format(root: Optional[str]) -> str:
 
 
 def training_speed(run: Path) -> Dict[str, Any]:
-    """Steps per epoch, the median training views per second over epochs and the summed epoch minutes of a run,
-    from its ``metrics.jsonl`` (None each for a run that did not train: random weights)."""
+    """Steps per epoch, the median training views per second over epochs and the training minutes of a run (the
+    median epoch's seconds times the epochs: an epoch during which the run was paused, or shared its machine for a
+    while, does not count its wait), from its ``metrics.jsonl`` (None each for a run that did not train: random
+    weights)."""
     import statistics
 
     from ..engine.metrics import read_metrics
@@ -107,7 +109,8 @@ def training_speed(run: Path) -> Dict[str, Any]:
     rates = [float(e["views_per_s"]) for e in epochs if e.get("views_per_s")]
     return {"steps_per_epoch": int(epochs[-1]["step"]) // max(int(epochs[-1]["epoch"]), 1),
             "train_views_per_s": round(statistics.median(rates), 1) if rates else None,
-            "train_minutes": round(sum(float(e.get("seconds", 0.0)) for e in epochs) / 60.0, 2)}
+            "train_minutes": round(statistics.median(float(e.get("seconds", 0.0)) for e in epochs)
+                                   * len(epochs) / 60.0, 2)}
 
 
 def conditions(cell: Any, run: Path, cfg: Dict[str, Any], budget: Any) -> Dict[str, Any]:
