@@ -175,8 +175,9 @@ class WeightDecaySchedule:
         self.start, self.end, self.total = float(start), float(end), max(1, total_steps)
 
     def value(self, step: int) -> float:
-        t = min(max(step / self.total, 0.0), 1.0)
-        return self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * t))
+        from ..momentum import cosine_momentum  # the same cosine ramp from a start to an end value
+
+        return cosine_momentum(step / self.total, self.start, self.end)
 
     def mark(self, optimizer: torch.optim.Optimizer) -> None:
         """Note which groups follow the schedule (kept in the group, so a restored optimizer keeps it too)."""

@@ -20,17 +20,14 @@ import torch
 from torch import nn
 
 import ssltk
-from ssltk.distributed import is_distributed
+from ssltk.distributed import all_reduce_grad, is_distributed, world
 
 from .dino_head import DINOHead
 from .dino_loss import dino_loss, updated_center
 
 
 def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
-    import torch.distributed as dist
-
-    dist.all_reduce(x)
-    return x / dist.get_world_size()
+    return all_reduce_grad(x) / world()[1]
 
 
 class DINOObjective(ssltk.Objective):
