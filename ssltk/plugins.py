@@ -178,6 +178,11 @@ def _real_interrupts():
         arrived.append(signum)
         raise KeyboardInterrupt
 
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # the process was started to ignore Ctrl-C (nohup, a background job): no real interrupt can arrive, and a
+        # handler of ours would let one stop a run that asked not to be stopped
+        yield lambda: False
+        return
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield lambda: bool(arrived)

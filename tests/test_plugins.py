@@ -186,10 +186,22 @@ def test_a_plugin_raising_keyboard_interrupt_at_import_is_reported_not_obeyed(ex
     assert main(["list", "objectives"]) == 0
 
 
-def test_a_real_interrupt_while_plugins_load_still_stops(monkeypatch):
+@pytest.fixture
+def sigint_handler():
+    """Sets the process's SIGINT handler for one test (a suite started in the background inherits SIG_IGN)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield lambda handler: signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_real_interrupt_while_plugins_load_still_stops(sigint_handler):
     import signal
 
     from ssltk.plugins import _guarded
+
+    sigint_handler(signal.default_int_handler)
 
     def interrupted_import():
         signal.raise_signal(signal.SIGINT)  # what Ctrl-C delivers while a plugin's import runs
@@ -197,3 +209,24 @@ def test_a_real_interrupt_while_plugins_load_still_stops(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _guarded(interrupted_import, "at import")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_process_that_ignores_interrupts_keeps_ignoring_them_while_plugins_load(sigint_handler):
+    import signal
+
+    from ssltk.plugins import _guarded, _RaisedInterrupt
+
+    sigint_handler(signal.SIG_IGN)  # as under nohup or in a background job
+
+    def interrupted_import():
+        signal.raise_signal(signal.SIGINT)
+        return "loaded"
+
+    assert _guarded(interrupted_import, "at import") == "loaded"
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+    def raises_its_own():
+        raise KeyboardInterrupt
+
+    with pytest.raises(_RaisedInterrupt):
+        _guarded(raises_its_own, "at import")
