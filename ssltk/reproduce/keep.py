@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..data.jpeg_encoding import describe_jpeg
 from ..errors import SsltkError
 from ..zoo import ZOO, entry_name, kept_file, read_manifest, sha256_file, write_manifest
 from .provenance import machine_description, source_revision, trained_by, utc_stamp
@@ -83,14 +84,18 @@ def _rescore(cell: Any, cfg: Dict[str, Any], weights: Path, budget: Any, transfe
 
 
 def _image_format(root: Optional[str]) -> str:
-    """The files' format under a data folder (the first image found), or 'the official files' without a folder."""
+    """The files' format under a data folder (the first image found), with a JPEG's quality and chroma subsampling
+    (lossy images are a condition the papers did not have), or the dataset's own files without a folder."""
     if not root:
         return "the dataset's own files"
     base = Path(root) / "train" if (Path(root) / "train").is_dir() else Path(root)
     for path in base.rglob("*"):  # the first image found: a folder holds one format (sorting 50,000 names is waste)
         if path.is_file() and path.suffix:
             suffix = path.suffix.lower().lstrip(".")
-            return {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG"}.get(suffix, suffix)
+            if suffix in ("jpg", "jpeg"):
+                with open(path, "rb") as f:
+                    return describe_jpeg(f.read())
+            return {"png": "PNG"}.get(suffix, suffix)
     return "the dataset's own files"
 
 
