@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import SsltkError, warn
+from ..momentum import cosine_momentum
 
 BUILTIN_OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
 SCHEDULES = ("constant", "step", "cosine")
@@ -175,8 +176,6 @@ class WeightDecaySchedule:
         self.start, self.end, self.total = float(start), float(end), max(1, total_steps)
 
     def value(self, step: int) -> float:
-        from ..momentum import cosine_momentum  # the same cosine ramp from a start to an end value
-
         return cosine_momentum(step / self.total, self.start, self.end)
 
     def mark(self, optimizer: torch.optim.Optimizer) -> None:
