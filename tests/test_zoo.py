@@ -123,3 +123,19 @@ def test_training_minutes_ignore_an_epoch_spent_paused(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     speed = training_speed(tmp_path)
     assert speed["train_minutes"] == 0.8 and speed["steps_per_epoch"] == 10
+
+
+def test_training_minutes_count_the_work_an_objective_does_between_epochs(tmp_path):
+    import json
+
+    from ssltk.reproduce.keep import training_speed
+
+    # steps take 6 s an epoch, and the objective clusters for 2 s before each (DeepCluster's k-means); the third
+    # epoch waited an hour under SIGSTOP
+    times = [8.0, 16.0, 3624.0, 3632.0, 3640.0]
+    lines = [{"event": "epoch", "epoch": i + 1, "step": 10 * (i + 1), "views_per_s": 1000.0, "seconds": 6.0,
+              "time": t} for i, t in enumerate(times)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    speed = training_speed(tmp_path)
+    assert speed["train_minutes"] == round(8.0 * 5 / 60, 2)
+    assert speed["train_views_per_s"] == 750.0  # 6,000 views an epoch in 8 s, not the steps' 1,000

@@ -100,10 +100,14 @@ def _image_format(root: Optional[str]) -> str:
 
 
 def training_speed(run: Path) -> Dict[str, Any]:
-    """Steps per epoch, the median training views per second over epochs and the training minutes of a run (the
-    median epoch's seconds times the epochs: an epoch during which the run was paused, or shared its machine for a
-    while, does not count its wait), from its ``metrics.jsonl`` (None each for a run that did not train: random
-    weights)."""
+    """Steps per epoch, training views per second and training minutes of a run, from its ``metrics.jsonl`` (None
+    each for a run that did not train: random weights).
+
+    An epoch's cost is the wall time from one epoch record to the next, so it includes what the objective does at
+    the start of an epoch (DeepCluster's k-means, SeLa's Sinkhorn label step), which the record's own ``seconds``
+    (the steps alone) leaves out. Both figures are medians over epochs, so an epoch during which the run was paused,
+    resumed, or shared its machine for a while does not count its wait; a one-epoch run falls back to its steps.
+    """
     import statistics
 
     from ..engine.metrics import read_metrics
@@ -111,11 +115,16 @@ def training_speed(run: Path) -> Dict[str, Any]:
     epochs = read_metrics(run, "epoch")
     if not epochs:
         return {"steps_per_epoch": None, "train_views_per_s": None, "train_minutes": None}
-    rates = [float(e["views_per_s"]) for e in epochs if e.get("views_per_s")]
+    views = [float(e.get("views_per_s") or 0.0) * float(e.get("seconds") or 0.0) for e in epochs]
+    walls = [(float(b["time"]) - float(a["time"]), v) for a, b, v in zip(epochs, epochs[1:], views[1:])
+             if "time" in a and "time" in b and float(b["time"]) > float(a["time"])]
+    if not walls:
+        walls = [(float(e.get("seconds") or 0.0), v) for e, v in zip(epochs, views)]
+    epoch_seconds = statistics.median(w for w, _ in walls)
+    rates = [v / w for w, v in walls if w > 0 and v > 0]
     return {"steps_per_epoch": int(epochs[-1]["step"]) // max(int(epochs[-1]["epoch"]), 1),
             "train_views_per_s": round(statistics.median(rates), 1) if rates else None,
-            "train_minutes": round(statistics.median(float(e.get("seconds", 0.0)) for e in epochs)
-                                   * len(epochs) / 60.0, 2)}
+            "train_minutes": round(epoch_seconds * len(epochs) / 60.0, 2)}
 
 
 def conditions(cell: Any, run: Path, cfg: Dict[str, Any], budget: Any) -> Dict[str, Any]:
