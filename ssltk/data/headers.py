@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 from ..errors import SsltkError
 
@@ -24,19 +24,20 @@ class ImageTooLarge(SsltkError):
 
 # start-of-frame markers: baseline, extended, progressive and lossless, Huffman or arithmetic coded (ITU T.81, B.1.1.3;
 # C4, C8 and CC are other tables that share the range)
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _NO_LENGTH = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn stand alone
 
 
-def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """(height, width) from a JPEG's frame header (T.81, B.2.2), or None where ``data`` is not a JPEG whose header
-    says it before the first scan (a height of 0, defined later by a DNL marker, also gives None)."""
+def jpeg_segments(data: bytes) -> Iterator[Tuple[int, bytes]]:
+    """(marker, body) of each marker segment of a JPEG before its first scan (T.81, B.1.1.4), in file order; a body
+    cut short by the end of ``data`` is yielded as it is. Nothing where ``data`` is not a JPEG; the walk stops at
+    the first byte that is not a marker."""
     if data[:2] != b"\xff\xd8":
-        return None
+        return
     i, n = 2, len(data)
     while i + 4 <= n:
         if data[i] != 0xFF:
-            return None
+            return
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte before a marker
             i += 1
@@ -44,16 +45,23 @@ def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
         if marker in _NO_LENGTH:
             i += 2
             continue
-        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
-            return None
+        if marker in (0xD9, 0xDA):  # end of image or start of scan
+            return
         length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker in _SOF:
-            if i + 9 > n or length < 7:
-                return None
-            height = int.from_bytes(data[i + 5 : i + 7], "big")
-            width = int.from_bytes(data[i + 7 : i + 9], "big")
-            return (height, width) if height > 0 and width > 0 else None
+        yield marker, data[i + 4 : i + 2 + length]
         i += 2 + length
+
+
+def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(height, width) from a JPEG's frame header (T.81, B.2.2), or None where ``data`` is not a JPEG whose header
+    says it before the first scan (a height of 0, defined later by a DNL marker, also gives None)."""
+    for marker, body in jpeg_segments(data):
+        if marker in SOF_MARKERS:
+            if len(body) < 5:
+                return None
+            height = int.from_bytes(body[1:3], "big")
+            width = int.from_bytes(body[3:5], "big")
+            return (height, width) if height > 0 and width > 0 else None
     return None
 
 

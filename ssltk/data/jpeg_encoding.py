@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from .headers import SOF_MARKERS, jpeg_segments
+
 # T.81 Table K.1 (luminance), in natural (row-major) order
 _LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
          14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
@@ -17,8 +19,6 @@ _LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13,
 _ZIGZAG = (0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7,
            14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39,
            46, 53, 60, 61, 54, 47, 55, 62, 63)
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_NO_LENGTH = {0x01, *range(0xD0, 0xD8)}
 _SUBSAMPLING = {(1, 1): "4:4:4", (2, 1): "4:2:2", (2, 2): "4:2:0", (1, 2): "4:4:0", (4, 1): "4:1:1"}
 
 
@@ -32,23 +32,7 @@ def libjpeg_table(quality: int) -> List[int]:
 def _segments(data: bytes) -> Dict[str, object]:
     """The first luminance quantisation table (zig-zag order) and the frame's sampling factors, up to the first scan."""
     found: Dict[str, object] = {}
-    if data[:2] != b"\xff\xd8":
-        return found
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            break
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in _NO_LENGTH:
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):
-            break
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        body = data[i + 4 : i + 2 + length]
+    for marker, body in jpeg_segments(data):
         if marker == 0xDB:  # one segment may hold several tables: Pq/Tq, then 64 entries of 1 or 2 bytes
             j = 0
             while j < len(body):
@@ -60,11 +44,10 @@ def _segments(data: bytes) -> Dict[str, object]:
                 if table_id == 0 and "luma" not in found and len(values) == 64:
                     found["luma"] = values
                 j += 1 + size
-        elif marker in _SOF and len(body) >= 6:
+        elif marker in SOF_MARKERS and len(body) >= 6:
             count = body[5]
             found["sampling"] = [(body[6 + 3 * c + 1] >> 4, body[6 + 3 * c + 1] & 0x0F)
                                  for c in range(count) if 6 + 3 * c + 2 < len(body)]
-        i += 2 + length
     return found
 
 
