@@ -139,3 +139,21 @@ def test_training_minutes_count_the_work_an_objective_does_between_epochs(tmp_pa
     speed = training_speed(tmp_path)
     assert speed["train_minutes"] == round(8.0 * 5 / 60, 2)
     assert speed["train_views_per_s"] == 750.0  # 6,000 views an epoch in 8 s, not the steps' 1,000
+
+
+def test_a_measured_rate_reaches_another_k_through_the_protocols_relative_speeds():
+    """A kept K=4 run's views per second is not K=32's (relational reasoning compares K(K-1) pairs): the report
+    scales it by the two cells' measured relative speeds."""
+    from ssltk.reproduce.cost import estimate_minutes
+    from ssltk.reproduce.report import cpu_cost, measured_rates
+
+    tables = load_protocols()
+    cell = {c.id: c for c in tables["rr-table10"].cells}
+    k4, k32 = cell["relational/k4"], cell["relational/k32"]
+    entry = {"table": "rr-table10", "cell": "relational/k4",
+             "conditions": {"train_views_per_s": 8000.0, "machine": "vm (x86_64, CPU only, 2 cores)"}}
+    rates = measured_rates(tables, [entry])
+    assert cpu_cost(k4, rates) == (pytest.approx(estimate_minutes(k4, "cpu", rate=8000.0)), True)
+    speed = k32.cost["speed"] / k4.cost["speed"]
+    assert speed < 0.5
+    assert cpu_cost(k32, rates) == (pytest.approx(estimate_minutes(k32, "cpu", rate=8000.0 * speed)), True)

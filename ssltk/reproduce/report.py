@@ -55,8 +55,17 @@ def _method_key(cell: Any) -> Tuple[str, str, str]:
     return str(cell.spec.get("objective")), str(cell.spec.get("backbone", "conv4")), family
 
 
+def _speed(cell: Any) -> float:
+    return float(cell.cost.get("speed", 1.0)) or 1.0
+
+
 def measured_rates(tables: Dict[str, Any], entries: List[Dict[str, Any]]) -> Dict[Tuple[str, str, str], float]:
-    """Training views per second on the CPU, per (method, backbone, data family), from the kept runs (median)."""
+    """CPU training views per second per (method, backbone, data family), from the kept runs, per unit of the
+    protocol's relative speed (median).
+
+    A view costs more as a configuration grows (relational reasoning's K(K-1) pairs, a bigger K of coherent views),
+    so a rate measured at K=4 is not K=32's: each kept rate is divided by its own cell's measured relative speed
+    (``cost.speed``, method_speed.py) and a cell's rate is that unit times its own speed."""
     cells = {(t.name, c.id): c for t in tables.values() for c in t.cells}
     found: Dict[Tuple[str, str, str], List[float]] = {}
     for e in entries:
@@ -64,14 +73,15 @@ def measured_rates(tables: Dict[str, Any], entries: List[Dict[str, Any]]) -> Dic
         cell = cells.get((e["table"], e["cell"]))
         if cell is None or not cond.get("train_views_per_s") or "CPU only" not in str(cond.get("machine", "")):
             continue
-        found.setdefault(_method_key(cell), []).append(float(cond["train_views_per_s"]))
+        found.setdefault(_method_key(cell), []).append(float(cond["train_views_per_s"]) / _speed(cell))
     return {k: sorted(v)[len(v) // 2] for k, v in found.items()}
 
 
 def cpu_cost(cell: Any, rates: Dict[Tuple[str, str, str], float]) -> Tuple[float, bool]:
     """(minutes of one seed on this kind of CPU, whether the training rate was measured for this method)."""
 
-    rate = None if cell.from_run is not None else rates.get(_method_key(cell))
+    unit = None if cell.from_run is not None else rates.get(_method_key(cell))
+    rate = None if unit is None else unit * _speed(cell)
     return estimate_minutes(cell, "cpu", rate=rate), rate is not None
 
 
@@ -125,7 +135,8 @@ def render(tables: Dict[str, Any], entries: List[Dict[str, Any]], zoo_label: str
             head += [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + [""]
         if todo:
             head += ["Not measured yet (one seed; CPU: this kind of 2-core CPU, from the training speed a kept run "
-                     "of the same method measured, else the protocol's estimate; GPU: the protocol's estimate, "
+                     "of the same method measured, scaled by the protocol's measured relative cost of the cell's configuration "
+                     "(its K, its batch), else the protocol's estimate; GPU: the protocol's estimate, "
                      "measured for Conv-4 only):", "",
                      "| cell | paper | CPU | GPU (estimate) |", "|---|---|---|---|", *todo, ""]
         sections.append("\n".join(head))
