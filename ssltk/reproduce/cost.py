@@ -19,9 +19,14 @@ def views_per_image(spec: Dict[str, Any]) -> Tuple[int, bool]:
     return int(obj.num_views), bool(getattr(obj, "trains", True))
 
 
+def relative_speed(cell: Cell) -> float:
+    """The cell's views per second relative to supervised training on Conv-4 (``cost.speed``, method_speed.py)."""
+    return float(cell.cost.get("speed", 1.0)) or 1.0
+
+
 def training_rate(cell: Cell, device: str) -> float:
     """Training views per second the protocol states for ``cell`` on ``device``: ``views_per_s`` times ``speed``."""
-    return float((cell.cost.get("views_per_s") or {}).get(device, 0) or 0) * float(cell.cost.get("speed", 1.0))
+    return float((cell.cost.get("views_per_s") or {}).get(device, 0) or 0) * relative_speed(cell)
 
 
 def eval_minutes(cell: Cell, device: str) -> float:

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..zoo import ZOO, read_manifest
 from ..eval.summary import mean_std
-from .cost import estimate_minutes
+from .cost import estimate_minutes, relative_speed
 
 #: a measured cell agrees with the paper within this many points (paper-targets.md)
 WITHIN = 1.5
@@ -55,10 +55,6 @@ def _method_key(cell: Any) -> Tuple[str, str, str]:
     return str(cell.spec.get("objective")), str(cell.spec.get("backbone", "conv4")), family
 
 
-def _speed(cell: Any) -> float:
-    return float(cell.cost.get("speed", 1.0)) or 1.0
-
-
 def measured_rates(tables: Dict[str, Any], entries: List[Dict[str, Any]]) -> Dict[Tuple[str, str, str], float]:
     """CPU training views per second per (method, backbone, data family), from the kept runs, per unit of the
     protocol's relative speed (median).
@@ -73,7 +69,7 @@ def measured_rates(tables: Dict[str, Any], entries: List[Dict[str, Any]]) -> Dic
         cell = cells.get((e["table"], e["cell"]))
         if cell is None or not cond.get("train_views_per_s") or "CPU only" not in str(cond.get("machine", "")):
             continue
-        found.setdefault(_method_key(cell), []).append(float(cond["train_views_per_s"]) / _speed(cell))
+        found.setdefault(_method_key(cell), []).append(float(cond["train_views_per_s"]) / relative_speed(cell))
     return {k: sorted(v)[len(v) // 2] for k, v in found.items()}
 
 
@@ -81,7 +77,7 @@ def cpu_cost(cell: Any, rates: Dict[Tuple[str, str, str], float]) -> Tuple[float
     """(minutes of one seed on this kind of CPU, whether the training rate was measured for this method)."""
 
     unit = None if cell.from_run is not None else rates.get(_method_key(cell))
-    rate = None if unit is None else unit * _speed(cell)
+    rate = None if unit is None else unit * relative_speed(cell)
     return estimate_minutes(cell, "cpu", rate=rate), rate is not None
 
 
@@ -135,8 +131,8 @@ def render(tables: Dict[str, Any], entries: List[Dict[str, Any]], zoo_label: str
             head += [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + [""]
         if todo:
             head += ["Not measured yet (one seed; CPU: this kind of 2-core CPU, from the training speed a kept run "
-                     "of the same method measured, scaled by the protocol's measured relative cost of the cell's configuration "
-                     "(its K, its batch), else the protocol's estimate; GPU: the protocol's estimate, "
+                     "of the same method measured, scaled by the protocol's measured relative cost of the cell's "
+                     "configuration (its K, its batch), else the protocol's estimate; GPU: the protocol's estimate, "
                      "measured for Conv-4 only):", "",
                      "| cell | paper | CPU | GPU (estimate) |", "|---|---|---|---|", *todo, ""]
         sections.append("\n".join(head))
